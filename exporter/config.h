@@ -1,0 +1,75 @@
+#pragma once
+/// The YAML config (CONTRACT.md) parsed once into plain structs, with defaults applied.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "probes/smtp_probe.h"
+
+namespace smtp {
+
+/// A config that cannot be used. what() names the file, the line and the key, e.g.
+/// `smtp.yml:7: targets[1].timeout: must be shorter than interval (30s)`.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TlsConfig {
+  std::string ca_file;      // empty: the system's CA store
+  std::string server_name;  // empty: the target's host
+  bool insecure_skip_verify = false;
+  std::string cert_file;
+  std::string key_file;
+  std::string min_version;  // "", "TLS10", "TLS11", "TLS12", "TLS13"
+};
+
+/// One configured target with every default applied.
+struct TargetConfig {
+  std::string name;
+  std::string host;  // from `address` (IPv6 without brackets); empty for MX targets
+  std::uint16_t port = 25;
+  std::string mx_domain;  // from `mx`; empty for address targets
+  std::chrono::milliseconds mx_refresh{std::chrono::minutes(5)};
+  std::chrono::milliseconds interval{std::chrono::seconds(30)};
+  std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+  std::string helo_name;
+  TlsMode tls = TlsMode::kNone;
+  TlsConfig tls_config;
+  std::optional<std::string> expect_hostname;
+  std::map<std::string, std::string> labels;  // static labels, validated names
+
+  /// The probe's view of this target.
+  ProbeTarget probe_target() const;
+};
+
+struct DnsConfig {
+  std::vector<std::string> servers;  // "ip:port"; empty: the system's resolver
+};
+
+struct Config {
+  std::vector<TargetConfig> targets;
+  DnsConfig dns;
+};
+
+/// Parses YAML text; `source` is the file name used in error messages.
+/// `default_helo_name` is used where neither the target nor `defaults` set `helo_name`.
+/// Throws ConfigError.
+Config parse_config(std::string_view yaml, std::string_view source,
+                    const std::string& default_helo_name);
+
+/// Reads and parses a file. Throws ConfigError (also for a file that cannot be read).
+Config load_config_file(const std::string& path, const std::string& default_helo_name);
+
+/// The config used when no --config.file is given: probes localhost:25 every 30s.
+std::string_view embedded_default_config();
+
+/// The machine's host name, the default HELO name.
+std::string machine_hostname();
+
+}  // namespace smtp

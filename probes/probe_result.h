@@ -1,0 +1,104 @@
+#pragma once
+/// Plain data produced by one probe: what happened, how long each phase took, and why it failed.
+/// Knows nothing of Prometheus: the exporter, the Nagios face and the terminal face all read it.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtp {
+
+/// The phases of a probe, in the order they run. `kStartTls` and `kTlsHandshake` only run for
+/// TLS targets.
+enum class Phase : std::uint8_t {
+  kResolve,
+  kConnect,
+  kGreeting,
+  kEhlo,
+  kStartTls,
+  kTlsHandshake,
+  kQuit,
+};
+inline constexpr std::size_t kPhaseCount = 7;
+
+/// The contract's label value for a phase: "resolve", "connect", ...
+std::string_view phase_name(Phase phase);
+
+/// The first thing that went wrong in a probe; the contract's `result` label values.
+enum class FailureReason : std::uint8_t {
+  kNone,  // success
+  kResolveError,
+  kResolveTimeout,
+  kConnectRefused,
+  kConnectTimeout,
+  kConnectError,
+  kGreetingTimeout,
+  kGreetingRejected,
+  kGreetingMalformed,
+  kLineTooLong,
+  kConnectionClosed,
+  kEhloTimeout,
+  kEhloRejected,
+  kStarttlsUnavailable,
+  kStarttlsRejected,
+  kStarttlsTimeout,
+  kTlsHandshakeFailed,
+  kTlsHandshakeTimeout,
+  kTlsVerifyFailed,
+  kStarttlsInjection,
+  kQuitTimeout,
+  kQuitUnexpectedCode,
+  kNullMx,
+};
+inline constexpr std::size_t kFailureReasonCount = 23;
+
+/// The contract's `result` label value: "success" for kNone, else the reason's name.
+std::string_view reason_name(FailureReason reason);
+
+/// What the greeting says about the server. Both fields are safe to use as label values.
+struct BannerInfo {
+  std::string hostname;  // validated domain or address literal, lower-cased; "invalid" otherwise
+  std::string software;  // "postfix", "exim", ... or "unknown"
+};
+
+/// One line of the dialogue, as sent or received, with its time since the probe started.
+struct TranscriptLine {
+  enum class Direction : std::uint8_t { kSent, kReceived, kNote };
+  std::chrono::nanoseconds at{};
+  Direction direction = Direction::kNote;
+  std::string text;  // without the line ending; non-printable bytes escaped
+};
+
+/// Everything one probe found out.
+struct ProbeResult {
+  using Duration = std::chrono::nanoseconds;
+
+  FailureReason failure = FailureReason::kNone;
+  std::optional<Phase> failed_phase;  // the phase in which `failure` happened
+  std::string error_detail;           // a short human explanation, e.g. the OS error
+
+  std::array<std::optional<Duration>, kPhaseCount> phase_durations{};  // only phases that ran
+  Duration total{};
+  std::optional<Duration> greeting_latency;  // connect completion -> greeting's last line
+
+  std::string peer;  // the address connected to, "ip:port" or "[v6]:port"
+  int greeting_code = 0;
+  int ehlo_code = 0;
+  bool helo_fallback = false;  // EHLO was refused and HELO was used instead
+  bool starttls_advertised = false;
+  int quit_code = 0;
+  std::optional<BannerInfo> banner;  // present once a greeting was parsed
+  std::vector<TranscriptLine> transcript;
+  bool transcript_truncated = false;
+
+  bool success() const { return failure == FailureReason::kNone; }
+  bool quit_success() const { return quit_code == 221; }
+  std::optional<Duration> phase(Phase p) const {
+    return phase_durations[static_cast<std::size_t>(p)];
+  }
+};
+
+}  // namespace smtp

@@ -1,0 +1,34 @@
+#pragma once
+/// The SMTP dialogue as one coroutine: resolve, connect, greeting, EHLO (HELO fallback), QUIT.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "probes/asio.h"
+#include "probes/probe_result.h"
+
+namespace smtp {
+
+enum class TlsMode : std::uint8_t { kNone, kStartTls, kImplicit };
+
+/// What to probe and how. Plain data; the caller keeps it alive while the probe runs.
+struct ProbeTarget {
+  std::string host;  // a DNS name or an IP literal (IPv6 without brackets)
+  std::uint16_t port = 25;
+  std::string helo_name;
+  TlsMode tls = TlsMode::kNone;
+  std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // the whole probe's deadline
+};
+
+struct ProbeOptions {
+  /// Bytes of dialogue kept in ProbeResult::transcript; past it, lines are dropped and
+  /// `transcript_truncated` is set. 0 keeps no transcript.
+  std::size_t transcript_limit_bytes = 4096;
+};
+
+/// Runs one probe on the calling coroutine's executor. Never throws for anything the network or
+/// the server does: every outcome is a ProbeResult. Every phase's budget is cut from one
+/// deadline, `target.timeout` after the start.
+asio::awaitable<ProbeResult> run_probe(const ProbeTarget& target, ProbeOptions options = {});
+
+}  // namespace smtp
