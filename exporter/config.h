@@ -69,6 +69,15 @@ Config load_config_file(const std::string& path, const std::string& default_helo
 /// The config used when no --config.file is given: probes localhost:25 every 30s.
 std::string_view embedded_default_config();
 
+/// Splits "host:port", "[v6]:port", "IP:port" or a bare host (port 25) into `host` (IPv6
+/// without brackets) and `port`, checking that the host is an IP literal or a valid domain.
+/// On failure returns false and says why in `error`.
+bool parse_address(std::string_view text, std::string& host, std::uint16_t& port,
+                   std::string& error);
+
+/// "none", "starttls", "implicit" -> TlsMode; false for anything else.
+bool parse_tls_mode(std::string_view text, TlsMode& mode);
+
 /// The machine's host name, the default HELO name.
 std::string machine_hostname();
 

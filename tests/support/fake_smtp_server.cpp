@@ -1,1 +1,142 @@
-// placeholder: implemented on its own branch
+#include "tests/support/fake_smtp_server.h"
+
+namespace smtp::testing {
+
+struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::State> {
+  explicit State(asio::io_context& io)
+      : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
+
+  tcp::acceptor acceptor;
+  std::vector<Step> script;
+  std::vector<std::string> received;
+  std::vector<std::string> errors;
+  std::vector<std::weak_ptr<tcp::socket>> sockets;
+  int connections = 0;
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      boost::system::error_code ec;
+      auto socket = std::make_shared<tcp::socket>(
+          co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec)));
+      if (ec) co_return;  // acceptor closed
+      ++connections;
+      sockets.push_back(socket);
+      asio::co_spawn(acceptor.get_executor(), serve(self, socket), asio::detached);
+    }
+  }
+
+  static asio::awaitable<void> serve(std::shared_ptr<State> self,
+                                     std::shared_ptr<tcp::socket> socket) {
+    std::string pending;  // bytes read from the client, not yet consumed as lines
+    boost::system::error_code ec;
+    for (const Step& step : self->script) {
+      switch (step.kind) {
+        case Step::Kind::kSend:
+          co_await asio::async_write(*socket, asio::buffer(step.data),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) co_return;
+          break;
+        case Step::Kind::kDelay: {
+          asio::steady_timer timer(socket->get_executor(), step.duration);
+          co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          break;
+        }
+        case Step::Kind::kExpectLine: {
+          std::size_t n =
+              co_await asio::async_read_until(*socket, asio::dynamic_buffer(pending, 4096), "\n",
+                                              asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) {
+            self->errors.push_back("client went away while expecting '" + step.data + "'");
+            co_return;
+          }
+          std::string line = pending.substr(0, n);
+          pending.erase(0, n);
+          while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+          self->received.push_back(line);
+          if (line.rfind(step.data, 0) != 0) {
+            self->errors.push_back("expected '" + step.data + "', got '" + line + "'");
+          }
+          break;
+        }
+        case Step::Kind::kClose:
+          socket->shutdown(tcp::socket::shutdown_both, ec);
+          socket->close(ec);
+          co_return;
+        case Step::Kind::kReset:
+          socket->set_option(asio::socket_base::linger(true, 0), ec);
+          socket->close(ec);
+          co_return;
+        case Step::Kind::kStall:
+          break;  // falls through to waiting for the client below
+      }
+    }
+    // The script is over: keep the connection until the client closes it.
+    std::array<char, 512> sink;
+    for (;;) {
+      co_await socket->async_read_some(asio::buffer(sink),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+    }
+  }
+};
+
+FakeSmtpServer::FakeSmtpServer(asio::io_context& io, std::vector<Step> script)
+    : state_(std::make_shared<State>(io)) {
+  state_->script = std::move(script);
+  asio::co_spawn(io, state_->accept_loop(), asio::detached);
+}
+
+FakeSmtpServer::~FakeSmtpServer() {
+  boost::system::error_code ec;
+  state_->acceptor.close(ec);
+  for (auto& weak : state_->sockets) {
+    if (auto socket = weak.lock()) socket->close(ec);
+  }
+}
+
+std::uint16_t FakeSmtpServer::port() const { return state_->acceptor.local_endpoint().port(); }
+std::vector<std::string> FakeSmtpServer::received_lines() const { return state_->received; }
+std::vector<std::string> FakeSmtpServer::script_errors() const { return state_->errors; }
+int FakeSmtpServer::connections() const { return state_->connections; }
+
+std::vector<Step> dribble(const std::string& bytes, std::chrono::milliseconds gap) {
+  std::vector<Step> steps;
+  for (char c : bytes) {
+    steps.push_back(send(std::string(1, c)));
+    steps.push_back(delay(gap));
+  }
+  return steps;
+}
+
+std::vector<Step> polite_dialogue(const std::string& greeting) {
+  return {send(greeting),
+          expect("EHLO "),
+          send("250-fake.test.local Hello\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"),
+          expect("QUIT"),
+          send("221 2.0.0 Bye\r\n"),
+          close()};
+}
+
+RefusingPort::RefusingPort(asio::io_context& io) : socket_(io) {
+  socket_.open(tcp::v4());
+  socket_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+}
+
+BlackholePort::BlackholePort(asio::io_context& io) : acceptor_(io) {
+  tcp::endpoint any_port(asio::ip::make_address("127.0.0.1"), 0);
+  acceptor_.open(any_port.protocol());
+  acceptor_.bind(any_port);
+  acceptor_.listen(0);  // Linux queues backlog + 1 connections; SYNs past that are dropped
+  tcp::endpoint target = acceptor_.local_endpoint();
+  for (int i = 0; i < 4; ++i) {
+    tcp::socket filler(io);
+    filler.open(tcp::v4());
+    filler.non_blocking(true);
+    boost::system::error_code ec;
+    filler.connect(target, ec);  // completes, stays in progress, or is dropped: all fill the queue
+    fillers_.push_back(std::move(filler));
+  }
+}
+
+}  // namespace smtp::testing
