@@ -51,10 +51,14 @@ class Session {
   }
 
   asio::awaitable<void> run() {
-    if (!co_await resolve_and_connect()) co_return;
+    // GCC 12 miscompiles co_await inside an if condition: await into a variable first.
+    bool ok = co_await resolve_and_connect();
+    if (!ok) co_return;
     connected_at_ = Clock::now();
-    if (!co_await greet()) co_return;
-    if (!co_await ehlo()) co_return;
+    ok = co_await greet();
+    if (!ok) co_return;
+    ok = co_await ehlo();
+    if (!ok) co_return;
     co_await quit();
   }
 
@@ -289,7 +293,8 @@ class Session {
     std::string command(verb);
     command += ' ';
     command += target_.helo_name;
-    if (error_code ec = co_await send(command)) {
+    error_code ec = co_await send(command);
+    if (ec) {
       fail_write(ec, Phase::kEhlo, FailureReason::kEhloTimeout);
       co_return false;
     }
@@ -303,7 +308,8 @@ class Session {
 
   asio::awaitable<void> quit() {
     Clock::time_point began = Clock::now();
-    if (error_code ec = co_await send("QUIT")) {
+    error_code ec = co_await send("QUIT");
+    if (ec) {
       set_phase(Phase::kQuit, began);
       fail_write(ec, Phase::kQuit, FailureReason::kQuitTimeout);
       co_return;

@@ -1,5 +1,7 @@
 #include "tests/support/fake_smtp_server.h"
 
+#include <sys/socket.h>
+
 namespace smtp::testing {
 
 struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::State> {
@@ -133,8 +135,9 @@ BlackholePort::BlackholePort(asio::io_context& io) : acceptor_(io) {
     tcp::socket filler(io);
     filler.open(tcp::v4());
     filler.non_blocking(true);
-    boost::system::error_code ec;
-    filler.connect(target, ec);  // completes, stays in progress, or is dropped: all fill the queue
+    // Asio's connect() waits for the handshake even on a non-blocking socket; the system call
+    // does not, which is what is wanted here: the SYN is sent and may be dropped.
+    ::connect(filler.native_handle(), target.data(), static_cast<socklen_t>(target.size()));
     fillers_.push_back(std::move(filler));
   }
 }
