@@ -64,6 +64,15 @@ struct BannerInfo {
   std::string software;  // "postfix", "exim", ... or "unknown"
 };
 
+/// What a handshake showed. Present in ProbeResult once a handshake completed.
+struct TlsFacts {
+  std::string version;            // "TLS 1.2", "TLS 1.3" (blackbox_exporter's spelling)
+  std::string cipher;             // as OpenSSL names it, e.g. "TLS_AES_256_GCM_SHA384"
+  double earliest_not_after = 0;  // Unix seconds: the soonest notAfter in the presented chain
+  bool verified = false;          // chain and name verified
+  std::string verify_error;       // OpenSSL's reason when not verified
+};
+
 /// One line of the dialogue, as sent or received, with its time since the probe started.
 struct TranscriptLine {
   enum class Direction : std::uint8_t { kSent, kReceived, kNote };
@@ -91,6 +100,7 @@ struct ProbeResult {
   bool starttls_advertised = false;
   int quit_code = 0;
   std::optional<BannerInfo> banner;  // present once a greeting was parsed
+  std::optional<TlsFacts> tls;       // present once a TLS handshake completed
   std::vector<TranscriptLine> transcript;
   bool transcript_truncated = false;
 

@@ -8,6 +8,7 @@
 #include "probes/ehlo.h"
 #include "probes/reply.h"
 #include "probes/resolve.h"
+#include "probes/tls.h"
 
 namespace smtp {
 namespace {
@@ -55,10 +56,22 @@ class Session {
     bool ok = co_await resolve_and_connect();
     if (!ok) co_return;
     connected_at_ = Clock::now();
+    if (target_.tls == TlsMode::kImplicit) {
+      // RFC 8314: TLS from the first byte; the greeting comes over TLS.
+      ok = co_await handshake();
+      if (!ok) co_return;
+    }
     ok = co_await greet();
     if (!ok) co_return;
     ok = co_await ehlo();
     if (!ok) co_return;
+    if (target_.tls == TlsMode::kStartTls) {
+      ok = co_await starttls();
+      if (!ok) co_return;
+      // RFC 3207 §4.2: the server forgets what it knew; ask again over TLS.
+      ok = co_await ehlo();
+      if (!ok) co_return;
+    }
     co_await quit();
   }
 
@@ -83,6 +96,11 @@ class Session {
 
   void set_phase(Phase phase, Clock::time_point began) {
     result_.phase_durations[static_cast<std::size_t>(phase)] = Clock::now() - began;
+  }
+  /// For phases that run twice (EHLO before and after STARTTLS): the time of both.
+  void add_phase(Phase phase, Clock::time_point began) {
+    auto& slot = result_.phase_durations[static_cast<std::size_t>(phase)];
+    slot = slot.value_or(ProbeResult::Duration::zero()) + (Clock::now() - began);
   }
 
   void record(TranscriptLine::Direction direction, std::string_view text) {
@@ -170,8 +188,11 @@ class Session {
       }
       if (buffer_.size() > kMaxReplyBytes) co_return ReadOutcome::kTooLong;  // parser's backstop
       error_code ec;
-      std::size_t n = co_await stream_.async_read_some(
-          asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
+      std::size_t n =
+          tls_ ? co_await tls_->async_read_some(asio::buffer(chunk_),
+                                                asio::redirect_error(asio::use_awaitable, ec))
+               : co_await stream_.async_read_some(asio::buffer(chunk_),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
       buffer_.append(chunk_.data(), n);
       if (ec == beast::error::timeout) {
         if (!buffer_.empty()) record_received(buffer_);
@@ -204,8 +225,13 @@ class Session {
     line_ += "\r\n";
     stream_.expires_at(deadline_);
     error_code ec;
-    co_await asio::async_write(stream_, asio::buffer(line_),
-                               asio::redirect_error(asio::use_awaitable, ec));
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(line_),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await asio::async_write(stream_, asio::buffer(line_),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
     co_return ec;
   }
 
@@ -275,7 +301,7 @@ class Session {
       result_.helo_fallback = true;
       ok = co_await hello("HELO", reply);
     }
-    set_phase(Phase::kEhlo, began);
+    add_phase(Phase::kEhlo, began);
     if (!ok) co_return false;
     result_.ehlo_code = reply.code;
     if (reply.code != 250) {
@@ -284,7 +310,84 @@ class Session {
       co_await quit();
       co_return false;
     }
-    if (!result_.helo_fallback) result_.starttls_advertised = parse_ehlo(reply).starttls;
+    if (!tls_ && !result_.helo_fallback) {
+      result_.starttls_advertised = parse_ehlo(reply).starttls;
+    }
+    co_return true;
+  }
+
+  asio::awaitable<bool> starttls() {
+    Clock::time_point began = Clock::now();
+    if (!result_.starttls_advertised) {
+      fail(FailureReason::kStarttlsUnavailable, Phase::kStartTls,
+           "starttls: the server did not offer STARTTLS");
+      co_await quit();
+      co_return false;
+    }
+    error_code ec = co_await send("STARTTLS");
+    if (ec) {
+      set_phase(Phase::kStartTls, began);
+      fail_write(ec, Phase::kStartTls, FailureReason::kStarttlsTimeout);
+      co_return false;
+    }
+    Reply reply;
+    ReadOutcome outcome = co_await read_reply(reply);
+    set_phase(Phase::kStartTls, began);
+    if (outcome != ReadOutcome::kReply) {
+      fail_read(outcome, Phase::kStartTls, FailureReason::kStarttlsTimeout);
+      co_return false;
+    }
+    if (reply.code != 220) {
+      fail(FailureReason::kStarttlsRejected, Phase::kStartTls,
+           "starttls: answered with " + std::to_string(reply.code));
+      co_await quit();
+      co_return false;
+    }
+    if (!buffer_.empty()) {
+      // Bytes behind the 220 were sent before the handshake: whatever TLS would protect can be
+      // forged this way (CVE-2011-0411 and its kin). Never hand them to the TLS layer.
+      fail(FailureReason::kStarttlsInjection, Phase::kStartTls,
+           "starttls: " + std::to_string(buffer_.size()) +
+               " plaintext bytes followed the 220 reply");
+      co_return false;
+    }
+    co_return co_await handshake();
+  }
+
+  asio::awaitable<bool> handshake() {
+    Clock::time_point began = Clock::now();
+    if (!target_.tls_context) {
+      fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake, "tls: no TLS context");
+      co_return false;
+    }
+    tls_.emplace(stream_, *target_.tls_context);
+    const std::string& name =
+        target_.tls_server_name.empty() ? target_.host : target_.tls_server_name;
+    prepare_tls_session(tls_->native_handle(), name);
+    stream_.expires_at(deadline_);
+    error_code ec;
+    co_await tls_->async_handshake(asio::ssl::stream_base::client,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    set_phase(Phase::kTlsHandshake, began);
+    if (ec == beast::error::timeout) {
+      fail(FailureReason::kTlsHandshakeTimeout, Phase::kTlsHandshake,
+           "tls_handshake: no handshake in time");
+      co_return false;
+    }
+    if (ec) {
+      fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake,
+           "tls_handshake: " + ec.message());
+      co_return false;
+    }
+    result_.tls = read_tls_facts(tls_->native_handle());
+    note(result_.tls->version + " " + result_.tls->cipher +
+         (result_.tls->verified ? ", certificate verified"
+                                : ", certificate not verified: " + result_.tls->verify_error));
+    if (!result_.tls->verified && !target_.tls_insecure_skip_verify) {
+      // The dialogue goes on (and QUIT is still said) so the server sees a clean close.
+      fail(FailureReason::kTlsVerifyFailed, Phase::kTlsHandshake,
+           "tls_handshake: certificate not verified: " + result_.tls->verify_error);
+    }
     co_return true;
   }
 
@@ -331,6 +434,7 @@ class Session {
   const ProbeTarget& target_;
   const ProbeOptions& options_;
   beast::tcp_stream stream_;
+  std::optional<asio::ssl::stream<beast::tcp_stream&>> tls_;  // engaged from the handshake on
   Clock::time_point start_;
   Clock::time_point deadline_;
   Clock::time_point connected_at_;

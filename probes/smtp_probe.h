@@ -2,6 +2,7 @@
 /// The SMTP dialogue as one coroutine: resolve, connect, greeting, EHLO (HELO fallback), QUIT.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "probes/asio.h"
@@ -17,6 +18,12 @@ struct ProbeTarget {
   std::uint16_t port = 25;
   std::string helo_name;
   TlsMode tls = TlsMode::kNone;
+  /// For TLS targets: the client context (make_tls_context), shared by every probe of the
+  /// target; the name for SNI and verification (empty: `host`); and whether a certificate that
+  /// does not verify still lets the probe succeed.
+  std::shared_ptr<asio::ssl::context> tls_context;
+  std::string tls_server_name;
+  bool tls_insecure_skip_verify = false;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // the whole probe's deadline
 };
 
