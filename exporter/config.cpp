@@ -1,5 +1,7 @@
 #include "exporter/config.h"
 
+#include <tuple>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -414,6 +416,15 @@ class Parser {
     return text;
   }
 
+  /// A file named in the config: relative paths are relative to the config file's directory,
+  /// as in Prometheus, so a config and its certificates can move together.
+  std::string file_path(const Entry& entry) const {
+    std::string name = non_empty(entry, "a file name");
+    std::size_t slash = source_.rfind('/');
+    if (name.front() == '/' || slash == std::string_view::npos) return name;
+    return std::string(source_.substr(0, slash + 1)) + name;
+  }
+
   const YAML::Node& map_or_null(const Entry& entry) const {
     if (!entry.value.IsMap() && !entry.value.IsNull()) {
       fail(entry.where, "expected a map, got " + node_kind(entry.value));
@@ -466,7 +477,7 @@ class Parser {
         {"ca_file", "server_name", "insecure_skip_verify", "cert_file", "key_file", "min_version"});
     for (const Entry& e : entries) {
       if (e.key == "ca_file") {
-        config.ca_file = non_empty(e, "a file name");
+        config.ca_file = file_path(e);
       } else if (e.key == "server_name") {
         config.server_name = non_empty(e, "a host name");
         if (!is_valid_domain(config.server_name) && !is_ipv4(config.server_name) &&
@@ -476,9 +487,9 @@ class Parser {
       } else if (e.key == "insecure_skip_verify") {
         config.insecure_skip_verify = boolean(e);
       } else if (e.key == "cert_file") {
-        config.cert_file = non_empty(e, "a file name");
+        config.cert_file = file_path(e);
       } else if (e.key == "key_file") {
-        config.key_file = non_empty(e, "a file name");
+        config.key_file = file_path(e);
       } else if (e.key == "min_version") {
         const std::string text = scalar(e, "one of TLS10, TLS11, TLS12, TLS13");
         if (text != "TLS10" && text != "TLS11" && text != "TLS12" && text != "TLS13") {
@@ -613,7 +624,27 @@ class Parser {
     }
     target.interval = target_interval.value;
     target.timeout = target_timeout.value;
+    if (target.tls != TlsMode::kNone) {
+      const Entry* tls_entry = find(entries, "tls_config");
+      target.tls_context = tls_context(target.tls_config, tls_entry ? tls_entry->where : where);
+    }
     return target;
+  }
+
+  /// One context per distinct settings: loading a CA store takes milliseconds, and thousands of
+  /// targets usually share a handful of settings.
+  std::shared_ptr<asio::ssl::context> tls_context(const TlsConfig& settings, const Where& where) {
+    auto key = std::make_tuple(settings.ca_file, settings.cert_file, settings.key_file,
+                               settings.min_version);
+    auto& context = tls_contexts_[key];
+    if (!context) {
+      try {
+        context = make_tls_context(settings);
+      } catch (const std::runtime_error& e) {
+        fail(where, e.what());
+      }
+    }
+    return context;
   }
 
   std::map<std::string, std::string> labels(const Entry& entry) const {
@@ -664,6 +695,9 @@ class Parser {
   }
 
   std::string_view source_;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>,
+           std::shared_ptr<asio::ssl::context>>
+      tls_contexts_;
   Defaults defaults_;
 };
 
@@ -707,8 +741,29 @@ ProbeTarget TargetConfig::probe_target() const {
   target.port = port;
   target.helo_name = helo_name;
   target.tls = tls;
+  target.tls_context = tls_context;
+  target.tls_server_name = tls_config.server_name;
+  target.tls_insecure_skip_verify = tls_config.insecure_skip_verify;
   target.timeout = timeout;
   return target;
+}
+
+bool parse_address(std::string_view text, std::string& host, std::uint16_t& port,
+                   std::string& error) {
+  HostPort parsed;
+  if (auto problem = parse_host_port(text, 25, false, parsed)) {
+    error = *problem;
+    return false;
+  }
+  host = parsed.host;
+  port = parsed.port;
+  return true;
+}
+
+bool parse_tls_mode(std::string_view text, TlsMode& mode) {
+  std::optional<TlsMode> parsed = parse_tls_mode(text);
+  if (parsed) mode = *parsed;
+  return parsed.has_value();
 }
 
 Config parse_config(std::string_view yaml, std::string_view source,

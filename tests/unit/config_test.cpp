@@ -49,11 +49,13 @@ TEST(ConfigValid, ContractExampleEveryValue) {
   EXPECT_EQ(mx1.tls, TlsMode::kStartTls);
   EXPECT_EQ(mx1.expect_hostname, "mx1.example.com");
   EXPECT_EQ(mx1.labels, (std::map<std::string, std::string>{{"team", "mail"}}));
-  EXPECT_EQ(mx1.tls_config.ca_file, "/etc/ssl/mail-ca.pem");
+  const std::string dir = SMTP_TEST_DATA_DIR "/config/valid/";
+  EXPECT_EQ(mx1.tls_config.ca_file, dir + "mail-ca.pem");
   EXPECT_EQ(mx1.tls_config.server_name, "mx1.example.com");
   EXPECT_FALSE(mx1.tls_config.insecure_skip_verify);
-  EXPECT_EQ(mx1.tls_config.cert_file, "client.pem");
-  EXPECT_EQ(mx1.tls_config.key_file, "client.key");
+  EXPECT_EQ(mx1.tls_config.cert_file, dir + "client.pem");
+  EXPECT_EQ(mx1.tls_config.key_file, dir + "client.key");
+  EXPECT_NE(mx1.tls_context, nullptr);  // built at load time: the files are readable
   EXPECT_EQ(mx1.tls_config.min_version, "TLS12");
 
   const TargetConfig& example = config.targets[1];
@@ -101,7 +103,7 @@ defaults:
   helo_name: monitor.example.org
   tls: implicit
   tls_config:
-    ca_file: /etc/ssl/ca.pem
+    ca_file: )" SMTP_TEST_DATA_DIR R"(/config/valid/mail-ca.pem
     min_version: TLS13
 targets:
   - name: inherits
@@ -124,7 +126,7 @@ targets:
   EXPECT_EQ(a.timeout, 20s);
   EXPECT_EQ(a.helo_name, "monitor.example.org");
   EXPECT_EQ(a.tls, TlsMode::kImplicit);
-  EXPECT_EQ(a.tls_config.ca_file, "/etc/ssl/ca.pem");
+  EXPECT_EQ(a.tls_config.ca_file, SMTP_TEST_DATA_DIR "/config/valid/mail-ca.pem");
   EXPECT_EQ(a.tls_config.min_version, "TLS13");
   EXPECT_FALSE(a.tls_config.insecure_skip_verify);
 
