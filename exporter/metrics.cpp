@@ -138,6 +138,22 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
   } else if (!series.banner_hostname.empty()) {
     series.hostname_matches = false;  // nobody greeted: nothing matched this time
   }
+  if (result.capabilities) {
+    series.ehlo_seen = true;
+    series.extensions.reset();
+    for (std::size_t i = 0; i < kReportedExtensions.size(); ++i) {
+      series.extensions[i] = result.capabilities->has(kReportedExtensions[i]);
+    }
+    series.size_limit_bytes = static_cast<double>(result.capabilities->size_limit.value_or(0));
+  }
+  series.tls_target = target.tls != TlsMode::kNone;
+  series.tls_verified = result.tls && result.tls->verified;
+  if (result.tls) {
+    series.tls_seen = true;
+    series.tls_cert_expiry = result.tls->earliest_not_after;
+    if (series.tls_version != result.tls->version) series.tls_version = result.tls->version;
+    if (series.tls_cipher != result.tls->cipher) series.tls_cipher = result.tls->cipher;
+  }
   ++series.probes_by_result[static_cast<std::size_t>(result.failure)];
   if (result.greeting_latency) {
     double latency = seconds(*result.greeting_latency);
@@ -232,6 +248,54 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
   render_gauge(targets, out, "smtp_starttls_advertised",
                "1 if the last EHLO reply offered STARTTLS.",
                [](const TargetSeries& s) { return s.starttls_advertised; });
+
+  append_header(out, "smtp_size_limit_bytes", "gauge",
+                "The message size limit the last EHLO reply advertised with SIZE (0: none given).");
+  for (const TargetSeries& series : targets) {
+    if (series.probed && series.ehlo_seen) {
+      append_sample(out, "smtp_size_limit_bytes", series, {}, series.size_limit_bytes);
+    }
+  }
+
+  append_header(out, "smtp_ehlo_extension_info", "gauge",
+                "The registered SMTP extensions the last EHLO reply advertised, one series each.");
+  std::string extension_label;
+  for (const TargetSeries& series : targets) {
+    if (!series.probed) continue;
+    for (std::size_t i = 0; i < kReportedExtensions.size(); ++i) {
+      if (!series.extensions[i]) continue;
+      extension_label = "extension=\"";
+      extension_label += kReportedExtensions[i];
+      extension_label += '"';
+      append_sample(out, "smtp_ehlo_extension_info", series, extension_label, 1.0);
+    }
+  }
+
+  append_header(out, "smtp_tls_cert_verified", "gauge",
+                "TLS targets: 1 if the last probe's certificate chain and name verified.");
+  for (const TargetSeries& series : targets) {
+    if (series.probed && series.tls_target) {
+      append_sample(out, "smtp_tls_cert_verified", series, {}, series.tls_verified ? 1.0 : 0.0);
+    }
+  }
+  append_header(out, "smtp_tls_cert_expiry_timestamp_seconds", "gauge",
+                "TLS targets: the earliest notAfter in the chain of the last completed handshake.");
+  for (const TargetSeries& series : targets) {
+    if (series.probed && series.tls_target && series.tls_seen) {
+      append_sample(out, "smtp_tls_cert_expiry_timestamp_seconds", series, {},
+                    series.tls_cert_expiry);
+    }
+  }
+  append_header(out, "smtp_tls_info", "gauge",
+                "TLS targets: the version and cipher of the last completed handshake.");
+  std::string tls_labels;
+  for (const TargetSeries& series : targets) {
+    if (!series.probed || !series.tls_target || !series.tls_seen) continue;
+    tls_labels.clear();
+    append_label(tls_labels, "version", series.tls_version);
+    append_label(tls_labels, "cipher", series.tls_cipher);
+    append_sample(out, "smtp_tls_info", series, tls_labels, 1.0);
+  }
 
   append_header(out, "smtp_probes_total", "counter",
                 "Probes by outcome: success or the failure reason.");

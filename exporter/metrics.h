@@ -28,6 +28,26 @@ namespace smtp {
 inline constexpr std::array<double, 11> kGreetingBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                             0.5,   1.0,  2.5,   5.0,  10.0};
 
+/// The EHLO extensions reported as `smtp_ehlo_extension_info{extension}`: the registered ones
+/// (IANA's SMTP Service Extensions) an operator alerts on. Others are not reported, so the label
+/// set stays bounded whatever a server advertises.
+inline constexpr std::array<std::string_view, 16> kReportedExtensions = {"8BITMIME",
+                                                                         "AUTH",
+                                                                         "BINARYMIME",
+                                                                         "CHUNKING",
+                                                                         "DELIVERBY",
+                                                                         "DSN",
+                                                                         "ENHANCEDSTATUSCODES",
+                                                                         "ETRN",
+                                                                         "EXPN",
+                                                                         "LIMITS",
+                                                                         "MT-PRIORITY",
+                                                                         "PIPELINING",
+                                                                         "REQUIRETLS",
+                                                                         "SIZE",
+                                                                         "SMTPUTF8",
+                                                                         "VRFY"};
+
 /// Every series of one target: what its last probe found, and the counts since start.
 /// Plain data, cheap to copy for a snapshot.
 struct TargetSeries {
@@ -49,6 +69,19 @@ struct TargetSeries {
   std::string banner_hostname;
   std::string banner_software;
   bool hostname_matches = false;
+  // The last EHLO answered with 250 (kept through failed probes, like the banner).
+  bool ehlo_seen = false;
+  std::bitset<kReportedExtensions.size()> extensions;
+  double size_limit_bytes = 0;  // 0: SIZE without a number, or not advertised
+
+  // TLS targets. The certificate's facts are those of the last handshake that completed; they
+  // are kept through failed probes so that an expiry alert does not flap with the server.
+  bool tls_target = false;
+  bool tls_verified = false;  // the last probe's handshake verified (0 if none completed)
+  bool tls_seen = false;      // a handshake has completed at least once
+  double tls_cert_expiry = 0;
+  std::string tls_version;
+  std::string tls_cipher;
 
   // Since start (kept across reloads for targets that stay).
   std::array<std::uint64_t, kFailureReasonCount> probes_by_result{};

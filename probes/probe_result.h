@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "probes/ehlo.h"
+
 namespace smtp {
 
 /// The phases of a probe, in the order they run. `kStartTls` and `kTlsHandshake` only run for
@@ -96,8 +98,9 @@ struct ProbeResult {
   std::string peer;  // the address connected to, "ip:port" or "[v6]:port"
   int greeting_code = 0;
   int ehlo_code = 0;
-  bool helo_fallback = false;  // EHLO was refused and HELO was used instead
-  bool starttls_advertised = false;
+  bool helo_fallback = false;                    // EHLO was refused and HELO was used instead
+  bool starttls_advertised = false;              // the first EHLO (before any TLS) offered STARTTLS
+  std::optional<EhloCapabilities> capabilities;  // the last EHLO's, after TLS if there was TLS
   int quit_code = 0;
   std::optional<BannerInfo> banner;  // present once a greeting was parsed
   std::optional<TlsFacts> tls;       // present once a TLS handshake completed

@@ -310,8 +310,9 @@ class Session {
       co_await quit();
       co_return false;
     }
-    if (!tls_ && !result_.helo_fallback) {
-      result_.starttls_advertised = parse_ehlo(reply).starttls;
+    if (!result_.helo_fallback) {
+      result_.capabilities = parse_ehlo(reply);
+      if (!tls_) result_.starttls_advertised = result_.capabilities->starttls;
     }
     co_return true;
   }
