@@ -425,6 +425,32 @@ TEST_F(SmtpProbeTlsTest, NoClientCertificateUnlessConfigured) {
   EXPECT_EQ(server_->client_certificates(), std::vector<std::string>{""});
 }
 
+TEST_F(SmtpProbeTlsTest, ServerRequiringAClientCertificateRejectsTheProbeWithout) {
+  // TLS 1.3: the client's handshake is over before the server has looked at the client; the
+  // refusal comes as an alert on the first read, and is still the handshake's failure.
+  Leaf server_leaf = ca_.issue();
+  ProbeResult r = probe(
+      starttls_dialogue(ca_.server_context_requesting_client_cert(server_leaf, /*require=*/true)),
+      target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kTlsHandshakeFailed) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kTlsHandshake);
+  const char* reason =
+      ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED));
+  ASSERT_NE(reason, nullptr);
+  EXPECT_NE(r.error_detail.find(reason), std::string::npos) << r.error_detail;
+  EXPECT_EQ(server_->tls_handshakes(), 0);
+}
+
+TEST_F(SmtpProbeTlsTest, Tls12ServerRequiringAClientCertificateRejectsTheProbeWithout) {
+  Leaf server_leaf = ca_.issue();
+  auto context = ca_.server_context_requesting_client_cert(server_leaf, /*require=*/true);
+  SSL_CTX_set_max_proto_version(context->native_handle(), TLS1_2_VERSION);
+  ProbeResult r = probe(starttls_dialogue(context), target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kTlsHandshakeFailed) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kTlsHandshake);
+  EXPECT_FALSE(r.tls.has_value());
+}
+
 TEST_F(SmtpProbeTlsTest, MinVersionAboveTheServersFailsTheHandshake) {
   Leaf leaf = ca_.issue();
   SSL_CTX_set_max_proto_version(leaf.server_context->native_handle(), TLS1_2_VERSION);
