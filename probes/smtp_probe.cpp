@@ -16,8 +16,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 
-/// How a read of one reply ended.
-enum class ReadOutcome { kReply, kTimeout, kClosed, kMalformed, kTooLong };
+/// How a read of one reply ended. kTlsError: the TLS layer failed (an alert, a bad record).
+enum class ReadOutcome { kReply, kTimeout, kClosed, kMalformed, kTooLong, kTlsError };
 
 /// Makes bytes from the server safe to print: control and non-ASCII bytes become \xNN.
 std::string printable(std::string_view bytes) {
@@ -174,6 +174,7 @@ class Session {
             record_received(std::string_view(buffer_).substr(0, parsed.consumed));
             buffer_.erase(0, parsed.consumed);
             reply = std::move(parsed.reply);
+            if (tls_) replied_over_tls_ = true;
             co_return ReadOutcome::kReply;
           case ParseStatus::kMalformed:
             record_received(buffer_);
@@ -200,6 +201,10 @@ class Session {
       }
       if (ec) {
         if (!buffer_.empty()) record_received(buffer_);
+        if (tls_ && ec.category() == asio::error::get_ssl_category()) {
+          tls_read_error_ = ec;  // stream_truncated is of another category: a plain close
+          co_return ReadOutcome::kTlsError;
+        }
         if (!is_closed_error(ec)) note("read: " + ec.message());
         co_return ReadOutcome::kClosed;
       }
@@ -251,6 +256,17 @@ class Session {
         break;
       case ReadOutcome::kTooLong:
         fail(FailureReason::kLineTooLong, phase, {});
+        break;
+      case ReadOutcome::kTlsError:
+        if (!replied_over_tls_) {
+          // TLS 1.3 ends the client's part of the handshake before the server has checked the
+          // client (its certificate, say): a refusal arrives as an alert on the first read.
+          fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake,
+               "tls_handshake: " + tls_read_error_.message());
+        } else {
+          fail(FailureReason::kConnectionClosed, phase,
+               std::string(phase_name(phase)) + ": " + tls_read_error_.message());
+        }
         break;
       case ReadOutcome::kReply:
         break;
@@ -439,9 +455,11 @@ class Session {
   Clock::time_point start_;
   Clock::time_point deadline_;
   Clock::time_point connected_at_;
-  std::string buffer_;            // received, not yet parsed; at most kMaxReplyBytes + a chunk
-  std::array<char, 4096> chunk_;  // one read's worth
-  std::string line_;              // the command being sent
+  std::string buffer_;             // received, not yet parsed; at most kMaxReplyBytes + a chunk
+  std::array<char, 4096> chunk_;   // one read's worth
+  std::string line_;               // the command being sent
+  bool replied_over_tls_ = false;  // a whole reply came over TLS: the server's handshake is done
+  error_code tls_read_error_;      // the TLS layer's error, for ReadOutcome::kTlsError
   std::size_t transcript_bytes_ = 0;
   ProbeResult result_;
 };

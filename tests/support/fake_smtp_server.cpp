@@ -1,6 +1,11 @@
 #include "tests/support/fake_smtp_server.h"
 
+#include <openssl/x509.h>
 #include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
 
 namespace smtp::testing {
 
@@ -14,6 +19,10 @@ struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::Stat
   std::vector<std::string> errors;
   std::vector<std::weak_ptr<tcp::socket>> sockets;
   int connections = 0;
+  int finished = 0;
+  int tls_handshakes = 0;
+  std::vector<std::string> client_certificates;
+  std::vector<std::string> server_names;
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
@@ -30,13 +39,24 @@ struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::Stat
 
   static asio::awaitable<void> serve(std::shared_ptr<State> self,
                                      std::shared_ptr<tcp::socket> socket) {
+    // Counts the connection as finished however the coroutine ends (even when destroyed).
+    struct FinishedGuard {
+      State* state;
+      ~FinishedGuard() { ++state->finished; }
+    } finished_guard{self.get()};
     std::string pending;  // bytes read from the client, not yet consumed as lines
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;  // engaged by a kTlsHandshake step
     boost::system::error_code ec;
     for (const Step& step : self->script) {
       switch (step.kind) {
         case Step::Kind::kSend:
-          co_await asio::async_write(*socket, asio::buffer(step.data),
-                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (tls) {
+            co_await asio::async_write(*tls, asio::buffer(step.data),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+          } else {
+            co_await asio::async_write(*socket, asio::buffer(step.data),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+          }
           if (ec) co_return;
           break;
         case Step::Kind::kDelay: {
@@ -45,9 +65,14 @@ struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::Stat
           break;
         }
         case Step::Kind::kExpectLine: {
-          std::size_t n =
-              co_await asio::async_read_until(*socket, asio::dynamic_buffer(pending, 4096), "\n",
-                                              asio::redirect_error(asio::use_awaitable, ec));
+          std::size_t n = 0;
+          if (tls) {
+            n = co_await asio::async_read_until(*tls, asio::dynamic_buffer(pending, 4096), "\n",
+                                                asio::redirect_error(asio::use_awaitable, ec));
+          } else {
+            n = co_await asio::async_read_until(*socket, asio::dynamic_buffer(pending, 4096), "\n",
+                                                asio::redirect_error(asio::use_awaitable, ec));
+          }
           if (ec) {
             self->errors.push_back("client went away while expecting '" + step.data + "'");
             co_return;
@@ -71,6 +96,63 @@ struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::Stat
           co_return;
         case Step::Kind::kStall:
           break;  // falls through to waiting for the client below
+        case Step::Kind::kTlsHandshake: {
+          if (!pending.empty()) {
+            // Plaintext the client sent past its last line would be lost to the TLS layer.
+            self->errors.push_back("plaintext bytes pending before the TLS handshake");
+          }
+          tls.emplace(*socket, *step.tls_context);
+          co_await tls->async_handshake(asio::ssl::stream_base::server,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) {
+            self->errors.push_back("tls handshake: " + ec.message());
+            co_return;
+          }
+          ++self->tls_handshakes;
+          self->client_certificates.push_back(client_common_name(tls->native_handle()));
+          const char* sni = SSL_get_servername(tls->native_handle(), TLSEXT_NAMETYPE_host_name);
+          self->server_names.push_back(sni ? sni : "");
+          break;
+        }
+        case Step::Kind::kExpectRaw: {
+          std::string raw = tls ? std::string() : std::move(pending);
+          pending.clear();
+          std::array<char, 4096> chunk;
+          while (raw.size() < std::max<std::size_t>(step.data.size(), 1)) {
+            std::size_t n = co_await socket->async_read_some(
+                asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+            raw.append(chunk.data(), n);
+            if (ec) {
+              self->errors.push_back("client went away while expecting raw bytes");
+              co_return;
+            }
+          }
+          if (raw.compare(0, step.data.size(), step.data) != 0) {
+            self->errors.push_back("raw bytes did not start as expected");
+          }
+          break;
+        }
+        case Step::Kind::kExpectClose: {
+          std::size_t received = pending.size();
+          pending.clear();
+          std::array<char, 4096> chunk;
+          while (!ec) {
+            std::size_t n = 0;
+            if (tls) {
+              n = co_await tls->async_read_some(asio::buffer(chunk),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+            } else {
+              n = co_await socket->async_read_some(asio::buffer(chunk),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+            }
+            received += n;
+          }
+          if (received != 0) {
+            self->errors.push_back("client sent " + std::to_string(received) +
+                                   " bytes before closing");
+          }
+          co_return;
+        }
       }
     }
     // The script is over: keep the connection until the client closes it.
@@ -80,6 +162,15 @@ struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::Stat
                                        asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
     }
+  }
+
+  static std::string client_common_name(SSL* ssl) {
+    X509* peer = SSL_get1_peer_certificate(ssl);
+    if (peer == nullptr) return {};
+    char name[256] = "";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, name, sizeof name);
+    X509_free(peer);
+    return name;
   }
 };
 
@@ -101,6 +192,12 @@ std::uint16_t FakeSmtpServer::port() const { return state_->acceptor.local_endpo
 std::vector<std::string> FakeSmtpServer::received_lines() const { return state_->received; }
 std::vector<std::string> FakeSmtpServer::script_errors() const { return state_->errors; }
 int FakeSmtpServer::connections() const { return state_->connections; }
+int FakeSmtpServer::finished() const { return state_->finished; }
+int FakeSmtpServer::tls_handshakes() const { return state_->tls_handshakes; }
+std::vector<std::string> FakeSmtpServer::client_certificates() const {
+  return state_->client_certificates;
+}
+std::vector<std::string> FakeSmtpServer::server_names() const { return state_->server_names; }
 
 std::vector<Step> dribble(const std::string& bytes, std::chrono::milliseconds gap) {
   std::vector<Step> steps;
