@@ -124,7 +124,12 @@ class Session {
     if (!ec) {
       endpoints.emplace_back(literal, target_.port);
     } else {
-      ResolveResult resolved = co_await resolve_host(target_.host, target_.port, deadline_);
+      ResolveResult resolved;
+      if (options_.resolver != nullptr) {
+        resolved = co_await options_.resolver->resolve_host(target_.host, target_.port, deadline_);
+      } else {
+        resolved = co_await resolve_host(target_.host, target_.port, deadline_);
+      }
       set_phase(Phase::kResolve, began);
       if (resolved.timed_out) {
         fail(FailureReason::kResolveTimeout, Phase::kResolve, "resolving " + target_.host);

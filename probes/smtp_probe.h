@@ -10,6 +10,8 @@
 
 namespace smtp {
 
+class Resolver;
+
 enum class TlsMode : std::uint8_t { kNone, kStartTls, kImplicit };
 
 /// What to probe and how. Plain data; the caller keeps it alive while the probe runs.
@@ -31,6 +33,9 @@ struct ProbeOptions {
   /// Bytes of dialogue kept in ProbeResult::transcript; past it, lines are dropped and
   /// `transcript_truncated` is set. 0 keeps no transcript.
   std::size_t transcript_limit_bytes = 4096;
+  /// Looks up a target given by name (c-ares, on the probe's io_context; it must outlive the
+  /// probe). Null: the system's getaddrinfo, one lookup at a time (the free resolve_host).
+  Resolver* resolver = nullptr;
 };
 
 /// Runs one probe on the calling coroutine's executor. Never throws for anything the network or

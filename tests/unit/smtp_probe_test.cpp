@@ -6,6 +6,8 @@
 
 #include <optional>
 
+#include "probes/resolve.h"
+#include "tests/support/fake_dns_server.h"
 #include "tests/support/fake_smtp_server.h"
 
 namespace smtp {
@@ -294,6 +296,63 @@ TEST_F(SmtpProbeTest, TranscriptIsCapped) {
   std::size_t bytes = 0;
   for (const auto& line : r.transcript) bytes += line.text.size();
   EXPECT_LE(bytes, ProbeOptions{}.transcript_limit_bytes);
+}
+
+// --- targets given by name, resolved through the c-ares Resolver and a fake DNS server ---------
+
+class SmtpProbeByNameTest : public SmtpProbeTest {
+ protected:
+  ProbeResult probe_name(const std::string& name, std::uint16_t port,
+                         std::chrono::milliseconds timeout = 2s) {
+    ProbeTarget target;
+    target.host = name;
+    target.port = port;
+    target.helo_name = "monitor.test.local";
+    target.timeout = timeout;
+    ProbeOptions options;
+    options.resolver = &resolver_;
+    std::optional<ProbeResult> result;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { result = co_await run_probe(target, options); },
+        asio::detached);
+    while (!result) io_.run_one();
+    return *result;
+  }
+
+  testing::FakeDnsServer dns_;
+  // c-ares' own retries are slower than any probe deadline here: the deadline decides.
+  Resolver resolver_{io_.get_executor(), ResolverOptions{{dns_.address()}, 10s, 1}};
+};
+
+TEST_F(SmtpProbeByNameTest, NxDomainIsResolveError) {
+  dns_.set("gone.test.example", testing::DnsAnswer::nxdomain());
+  ProbeResult r = probe_name("gone.test.example", 25);
+  EXPECT_EQ(r.failure, FailureReason::kResolveError);
+  EXPECT_EQ(r.failed_phase, Phase::kResolve);
+  EXPECT_NE(r.error_detail.find("host not found"), std::string::npos) << r.error_detail;
+  EXPECT_TRUE(r.phase(Phase::kResolve).has_value());
+  EXPECT_FALSE(r.phase(Phase::kConnect).has_value());
+}
+
+TEST_F(SmtpProbeByNameTest, SilentDnsIsResolveTimeout) {
+  dns_.set("silent.test.example", testing::DnsAnswer::silence());
+  ProbeResult r = probe_name("silent.test.example", 25, 300ms);
+  EXPECT_EQ(r.failure, FailureReason::kResolveTimeout) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kResolve);
+  EXPECT_GE(ms(r.total), 300ms);
+  EXPECT_FALSE(r.phase(Phase::kConnect).has_value());
+}
+
+TEST_F(SmtpProbeByNameTest, NameResolvingToTheFakeServerSucceeds) {
+  server_.emplace(io_, testing::polite_dialogue());
+  dns_.set("mx.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}));
+  ProbeResult r = probe_name("mx.test.example", server_->port());
+  EXPECT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + std::to_string(server_->port()));
+  EXPECT_TRUE(r.phase(Phase::kResolve).has_value());
+  EXPECT_TRUE(r.phase(Phase::kConnect).has_value());
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_EQ(dns_.questions().front().first, "mx.test.example");
 }
 
 }  // namespace
