@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include "exporter/config.h"
@@ -13,6 +14,7 @@
 #include "exporter/log.h"
 #include "exporter/metrics.h"
 #include "exporter/scheduler.h"
+#include "probes/resolve.h"
 #include "probes/smtp_probe.h"
 
 namespace smtp {
@@ -46,15 +48,33 @@ constexpr std::string_view kLandingPage = R"(<!DOCTYPE html>
 </body></html>
 )";
 
-/// One configured target while it is in the config.
+/// One probed endpoint: a target with an `address`, or one MX host of a target with `mx`.
 struct Target {
+  std::string key;  // unique: the name, or the name and the MX host
   // Replaced (not mutated) at reload: a probe in flight keeps the version it started with.
   std::shared_ptr<const TargetConfig> config;
   std::shared_ptr<const ProbeTarget> probe;
+  std::string mx_host;  // empty for address targets
   TargetSeries series;
   Schedule::JobId job = 0;
   bool removed = false;
 };
+
+/// A target with `mx`: its MX lookup, refreshed every mx_refresh, decides its endpoints.
+struct MxGroup {
+  std::shared_ptr<const TargetConfig> config;
+  Schedule::JobId refresh_job = 0;
+  bool removed = false;
+  MxSeries mx_series;
+  // Shown only while the lookup fails or finds a null MX: then there is nothing else to show.
+  TargetSeries lookup_series;
+};
+
+using Job = std::variant<std::shared_ptr<Target>, std::shared_ptr<MxGroup>>;
+
+std::string endpoint_key(const std::string& name, const std::string& mx_host) {
+  return mx_host.empty() ? name : name + '\n' + mx_host;
+}
 
 class Daemon {
  public:
@@ -74,7 +94,7 @@ class Daemon {
     log::write(log::Level::kInfo, "listening",
                {{"address", format_endpoint(http_.local_endpoint())}});
     log::write(log::Level::kInfo, "probing",
-               {{"targets", std::to_string(targets_.size())},
+               {{"targets", std::to_string(configured_targets_)},
                 {"max_concurrency", std::to_string(schedule_.max_concurrency())}});
     wait_for_signal();
     asio::co_spawn(io_, schedule_loop(), asio::detached);
@@ -94,41 +114,105 @@ class Daemon {
 
   /// Makes `config` the running one. Targets that stay (by name) keep their series and, if
   /// their interval is unchanged, their place in the schedule; targets that left lose every
-  /// series at once.
+  /// series at once. MX targets are looked up again at once.
   void apply(Config config) {
-    std::map<std::string, std::shared_ptr<Target>, std::less<>> old;
-    for (auto& target : targets_) old.emplace(target->config->name, std::move(target));
+    if (!resolver_ || config.dns.servers != dns_servers_) {
+      // Probes in flight keep the old resolver alive through their own reference.
+      resolver_ = std::make_shared<Resolver>(io_.get_executor(), config.dns.servers);
+      dns_servers_ = config.dns.servers;
+    }
+    std::map<std::string, std::shared_ptr<Target>> old_targets;
+    for (auto& target : targets_) old_targets.emplace(target->key, std::move(target));
+    std::map<std::string, std::shared_ptr<MxGroup>> old_groups;
+    for (auto& group : groups_) old_groups.emplace(group->config->name, std::move(group));
     targets_.clear();
+    groups_.clear();
+
     auto now = Schedule::Clock::now();
     for (TargetConfig& target_config : config.targets) {
-      std::shared_ptr<Target> target;
-      if (auto it = old.find(target_config.name); it != old.end()) {
-        target = std::move(it->second);
-        old.erase(it);
-        if (target->config->interval != target_config.interval) {
-          schedule_.remove(target->job);
-          target->job = schedule_.add(target_config.name, target_config.interval, now);
+      auto shared_config = std::make_shared<const TargetConfig>(std::move(target_config));
+      if (shared_config->mx_domain.empty()) {
+        targets_.push_back(keep_or_add_target(old_targets, shared_config, {}, now));
+        continue;
+      }
+      std::shared_ptr<MxGroup> group;
+      if (auto it = old_groups.find(shared_config->name); it != old_groups.end()) {
+        group = std::move(it->second);
+        old_groups.erase(it);
+        schedule_.remove(group->refresh_job);
+        // Its MX hosts stay until the new lookup says otherwise.
+        for (const auto& [host, preference] : group->mx_series.hosts) {
+          targets_.push_back(keep_or_add_target(old_targets, shared_config, host, now));
         }
       } else {
-        target = std::make_shared<Target>();
-        target->job = schedule_.add(target_config.name, target_config.interval, now);
+        group = std::make_shared<MxGroup>();
       }
-      target->series.labels = render_target_labels(target_config);
-      target->probe = std::make_shared<const ProbeTarget>(target_config.probe_target());
-      target->config = std::make_shared<const TargetConfig>(std::move(target_config));
-      if (by_job_.size() <= target->job) by_job_.resize(target->job + 1);
-      by_job_[target->job] = target;
-      targets_.push_back(std::move(target));
+      group->config = shared_config;
+      group->mx_series.labels = render_target_labels(*shared_config);
+      group->lookup_series.labels = group->mx_series.labels;
+      group->refresh_job = schedule_.add_at(shared_config->mx_refresh, now);
+      register_job(group->refresh_job, group);
+      groups_.push_back(std::move(group));
     }
-    for (auto& [name, target] : old) {
-      target->removed = true;
-      schedule_.remove(target->job);
+    for (auto& [key, target] : old_targets) remove_target(*target);
+    for (auto& [name, group] : old_groups) {
+      group->removed = true;
+      schedule_.remove(group->refresh_job);
     }
-    // The page and /metrics list targets by name.
+    configured_targets_ = config.targets.size();
+    targets_changed();
+  }
+
+  /// The endpoint `key` with its series if it was there before, else a new one.
+  std::shared_ptr<Target> keep_or_add_target(std::map<std::string, std::shared_ptr<Target>>& old,
+                                             const std::shared_ptr<const TargetConfig>& config,
+                                             const std::string& mx_host, Schedule::TimePoint now) {
+    std::string key = endpoint_key(config->name, mx_host);
+    std::shared_ptr<Target> target;
+    if (auto it = old.find(key); it != old.end()) {
+      target = std::move(it->second);
+      old.erase(it);
+      if (target->config->interval != config->interval) {
+        schedule_.remove(target->job);
+        target->job = schedule_.add(key, config->interval, now);
+      }
+    } else {
+      target = std::make_shared<Target>();
+      target->key = std::move(key);
+      target->mx_host = mx_host;
+      target->job = schedule_.add(target->key, config->interval, now);
+    }
+    ProbeTarget probe = config->probe_target();
+    if (!mx_host.empty()) {
+      probe.host = mx_host;
+      probe.port = config->port;
+    }
+    target->probe = std::make_shared<const ProbeTarget>(std::move(probe));
+    target->config = config;
+    target->series.labels = render_target_labels(*config, mx_host);
+    register_job(target->job, target);
+    return target;
+  }
+
+  void remove_target(Target& target) {
+    target.removed = true;
+    schedule_.remove(target.job);
+  }
+
+  void register_job(Schedule::JobId id, Job job) {
+    if (jobs_.size() <= id) jobs_.resize(id + 1);
+    jobs_[id] = std::move(job);
+  }
+
+  /// After endpoints came or went: /metrics lists them by key, and new jobs may be due before
+  /// the timer's current expiry.
+  void targets_changed() {
     std::sort(targets_.begin(), targets_.end(),
+              [](const auto& a, const auto& b) { return a->key < b->key; });
+    std::sort(groups_.begin(), groups_.end(),
               [](const auto& a, const auto& b) { return a->config->name < b->config->name; });
-    metrics_.set_targets(targets_.size());
-    wakeup_.cancel();  // new jobs may be due before the timer's current expiry
+    metrics_.set_targets(configured_targets_);
+    wakeup_.cancel();
   }
 
   /// Loads the config again; a bad one is logged and leaves the running config alone.
@@ -137,9 +221,15 @@ class Daemon {
       apply(load_config_or_default(options_.config_file));
       metrics_.set_config_reload(true, unix_now());
       log::write(log::Level::kInfo, "config reloaded",
-                 {{"targets", std::to_string(targets_.size())}});
+                 {{"targets", std::to_string(configured_targets_)}});
       return true;
     } catch (const ConfigError& e) {
+      metrics_.set_config_reload(false, unix_now());
+      error = e.what();
+      log::write(log::Level::kError, "config reload failed, keeping the running config",
+                 {{"err", error}});
+      return false;
+    } catch (const std::exception& e) {  // e.g. a DNS server c-ares cannot use
       metrics_.set_config_reload(false, unix_now());
       error = e.what();
       log::write(log::Level::kError, "config reload failed, keeping the running config",
@@ -154,9 +244,14 @@ class Daemon {
     while (!stopping_) {
       auto now = Schedule::Clock::now();
       for (const Schedule::Start& start : schedule_.take_due(now)) {
-        std::shared_ptr<Target> target = by_job_[start.job];
         metrics_.observe_schedule_lag(now - start.planned);
-        asio::co_spawn(io_, probe_target(std::move(target), start.job), asio::detached);
+        if (auto* target = std::get_if<std::shared_ptr<Target>>(&jobs_[start.job])) {
+          asio::co_spawn(io_, probe_target(*target, start.job), asio::detached);
+        } else {
+          asio::co_spawn(
+              io_, refresh_mx(std::get<std::shared_ptr<MxGroup>>(jobs_[start.job]), start.job),
+              asio::detached);
+        }
       }
       metrics_.set_probes_in_flight(schedule_.running());
       auto next = schedule_.next_wakeup();
@@ -166,26 +261,110 @@ class Daemon {
     }
   }
 
-  asio::awaitable<void> probe_target(std::shared_ptr<Target> target, Schedule::JobId job) {
-    std::shared_ptr<const ProbeTarget> probe = target->probe;
-    std::shared_ptr<const TargetConfig> config = target->config;
-    ProbeResult result = co_await run_probe(*probe);
-    if (!target->removed) {
-      record_probe(target->series, result, *config, unix_now());
-      if (!result.success()) log_failure(*config, result);
-    }
+  void job_finished(Schedule::JobId job) {
     schedule_.finished(job, Schedule::Clock::now());
     metrics_.set_probes_in_flight(schedule_.running());
     wakeup_.cancel();  // a slot is free and the job has a new plan: look again
   }
 
-  static void log_failure(const TargetConfig& config, const ProbeResult& result) {
+  asio::awaitable<void> probe_target(std::shared_ptr<Target> target, Schedule::JobId job) {
+    std::shared_ptr<const ProbeTarget> probe = target->probe;
+    std::shared_ptr<const TargetConfig> config = target->config;
+    std::shared_ptr<Resolver> resolver = resolver_;
+    ProbeOptions options;
+    options.resolver = resolver.get();
+    ProbeResult result = co_await run_probe(*probe, options);
+    if (!target->removed) {
+      record_probe(target->series, result, *config, unix_now());
+      if (!result.success()) log_failure(*config, target->mx_host, result);
+    }
+    job_finished(job);
+  }
+
+  asio::awaitable<void> refresh_mx(std::shared_ptr<MxGroup> group, Schedule::JobId job) {
+    std::shared_ptr<const TargetConfig> config = group->config;
+    std::shared_ptr<Resolver> resolver = resolver_;
+    auto started = Schedule::Clock::now();
+    MxResult found = co_await resolver->resolve_mx(config->mx_domain, started + config->timeout);
+    if (!group->removed) update_mx_hosts(*group, found, Schedule::Clock::now() - started);
+    job_finished(job);
+  }
+
+  /// Applies an MX lookup: endpoints for new hosts, none for hosts that left. A failed lookup
+  /// keeps the hosts of the last good one (a DNS hiccup is not an outage of the mail servers).
+  void update_mx_hosts(MxGroup& group, const MxResult& found, std::chrono::nanoseconds took) {
+    const TargetConfig& config = *group.config;
+    ProbeResult lookup;
+    lookup.phase_durations[static_cast<std::size_t>(Phase::kResolve)] = took;
+    lookup.total = took;
+    if (found.timed_out || found.error) {
+      lookup.failure =
+          found.timed_out ? FailureReason::kResolveTimeout : FailureReason::kResolveError;
+      lookup.failed_phase = Phase::kResolve;
+      lookup.error_detail = "MX lookup of " + config.mx_domain + ": " + found.error.message();
+      record_probe(group.lookup_series, lookup, config, unix_now());
+      log_failure(config, {}, lookup);
+      return;
+    }
+    std::vector<std::pair<std::string, std::uint16_t>> hosts;
+    if (found.null_mx) {
+      lookup.failure = FailureReason::kNullMx;
+      lookup.failed_phase = Phase::kResolve;
+      lookup.error_detail = config.mx_domain + " publishes a null MX (RFC 7505)";
+      record_probe(group.lookup_series, lookup, config, unix_now());
+      log_failure(config, {}, lookup);
+    } else {
+      group.lookup_series.probed = false;  // the endpoints speak for the target now
+      if (found.no_records) {
+        hosts.emplace_back(config.mx_domain, 0);  // RFC 5321 §5.1: the implicit MX
+      } else {
+        for (const MxRecord& record : found.records)
+          hosts.emplace_back(record.host, record.preference);
+      }
+    }
+    group.mx_series.looked_up = true;
+    if (hosts == group.mx_series.hosts) return;
+
+    std::map<std::string, std::shared_ptr<Target>> old;
+    std::vector<std::shared_ptr<Target>> others;
+    for (auto& target : targets_) {
+      if (target->config->name == config.name && !target->mx_host.empty()) {
+        old.emplace(target->key, std::move(target));
+      } else {
+        others.push_back(std::move(target));
+      }
+    }
+    targets_ = std::move(others);
+    auto now = Schedule::Clock::now();
+    for (const auto& [host, preference] : hosts) {
+      targets_.push_back(keep_or_add_target(old, group.config, host, now));
+    }
+    for (auto& [key, target] : old) remove_target(*target);
+    std::string listed;
+    for (const auto& [host, preference] : hosts) listed += (listed.empty() ? "" : ",") + host;
+    log::write(log::Level::kInfo, "MX hosts changed", {{"target", config.name}, {"mx", listed}});
+    group.mx_series.hosts = std::move(hosts);
+    targets_changed();
+  }
+
+  static void log_failure(const TargetConfig& config, const std::string& mx_host,
+                          const ProbeResult& result) {
     if (!log::enabled(log::Level::kWarn)) return;
-    log::write(log::Level::kWarn, "probe failed",
-               {{"target", config.name},
-                {"reason", reason_name(result.failure)},
-                {"phase", result.failed_phase ? phase_name(*result.failed_phase) : ""},
-                {"err", result.error_detail}});
+    std::string_view phase = result.failed_phase ? phase_name(*result.failed_phase) : "";
+    if (mx_host.empty()) {
+      log::write(log::Level::kWarn, "probe failed",
+                 {{"target", config.name},
+                  {"reason", reason_name(result.failure)},
+                  {"phase", phase},
+                  {"err", result.error_detail}});
+    } else {
+      log::write(log::Level::kWarn, "probe failed",
+                 {{"target", config.name},
+                  {"mx", mx_host},
+                  {"reason", reason_name(result.failure)},
+                  {"phase", phase},
+                  {"err", result.error_detail}});
+    }
   }
 
   // --- signals and HTTP --------------------------------------------------------------------
@@ -241,9 +420,17 @@ class Daemon {
   /// Snapshots the series on the probe thread (a copy, ~0.5 KB a target), then renders and
   /// compresses on the render thread so that a scrape never stalls the probes.
   asio::awaitable<HttpResponse> serve_metrics(const HttpRequest& request) {
-    auto snapshot = std::make_shared<std::vector<TargetSeries>>();
-    snapshot->reserve(targets_.size());
-    for (const auto& target : targets_) snapshot->push_back(target->series);
+    struct Snapshot {
+      std::vector<TargetSeries> series;
+      std::vector<MxSeries> mx;
+    };
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->series.reserve(targets_.size() + groups_.size());
+    for (const auto& target : targets_) snapshot->series.push_back(target->series);
+    for (const auto& group : groups_) {
+      if (group->lookup_series.probed) snapshot->series.push_back(group->lookup_series);
+      snapshot->mx.push_back(group->mx_series);
+    }
     bool gzip = request.accepts_gzip;
     ExporterMetrics& metrics = metrics_;
     co_return co_await asio::co_spawn(
@@ -252,7 +439,8 @@ class Daemon {
           HttpResponse response;
           response.content_type = "text/plain; version=0.0.4; charset=utf-8";
           response.body = metrics.render();
-          render_target_series(*snapshot, response.body);
+          render_target_series(snapshot->series, response.body);
+          render_mx_series(snapshot->mx, response.body);
           if (gzip) {
             response.body = gzip_compress(response.body);
             response.gzipped = true;
@@ -267,8 +455,12 @@ class Daemon {
   asio::thread_pool render_pool_{1};
   Schedule schedule_;
   ExporterMetrics metrics_;
-  std::vector<std::shared_ptr<Target>> targets_;  // sorted by name
-  std::vector<std::shared_ptr<Target>> by_job_;   // indexed by Schedule::JobId
+  std::shared_ptr<Resolver> resolver_;
+  std::vector<std::string> dns_servers_;
+  std::vector<std::shared_ptr<Target>> targets_;  // sorted by key
+  std::vector<std::shared_ptr<MxGroup>> groups_;  // sorted by name
+  std::vector<Job> jobs_;                         // indexed by Schedule::JobId
+  std::size_t configured_targets_ = 0;
   asio::steady_timer wakeup_;
   asio::signal_set signals_;
   HttpServer http_;

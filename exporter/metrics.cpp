@@ -102,12 +102,37 @@ void render_gauge(const std::vector<TargetSeries>& targets, std::string& out, st
 
 }  // namespace
 
-std::string render_target_labels(const TargetConfig& target) {
+std::string render_target_labels(const TargetConfig& target, std::string_view mx_host) {
   std::string out;
   append_label(out, "target", target.name);
-  for (const auto& [name, value] : target.labels)
-    append_label(out, name, value);  // std::map: sorted
+  // std::map keeps the static labels sorted, so a target's label order never changes.
+  for (const auto& [name, value] : target.labels) append_label(out, name, value);
+  if (!mx_host.empty()) append_label(out, "mx", mx_host);
   return out;
+}
+
+void render_mx_series(const std::vector<MxSeries>& groups, std::string& out) {
+  append_header(out, "smtp_mx_hosts", "gauge",
+                "MX targets: how many MX hosts the last successful lookup found.");
+  for (const MxSeries& group : groups) {
+    if (!group.looked_up) continue;
+    out += "smtp_mx_hosts{";
+    out += group.labels;
+    out += "} ";
+    append_number(out, static_cast<std::uint64_t>(group.hosts.size()));
+    out.push_back('\n');
+  }
+  append_header(out, "smtp_mx_preference", "gauge", "MX targets: each MX host's preference.");
+  for (const MxSeries& group : groups) {
+    for (const auto& [host, preference] : group.hosts) {
+      out += "smtp_mx_preference{";
+      out += group.labels;
+      append_label(out, "mx", host);
+      out += "} ";
+      append_number(out, static_cast<std::uint64_t>(preference));
+      out.push_back('\n');
+    }
+  }
 }
 
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,

@@ -90,8 +90,16 @@ struct TargetSeries {
   double greeting_sum_seconds = 0;
 };
 
-/// The `target="..."` label and the target's static labels, escaped, in a stable order.
-std::string render_target_labels(const TargetConfig& target);
+/// An MX target's own series: what its last successful MX lookup found.
+struct MxSeries {
+  std::string labels;  // the target's labels (no `mx`)
+  bool looked_up = false;
+  std::vector<std::pair<std::string, std::uint16_t>> hosts;  // MX host, preference
+};
+
+/// The `target="..."` label and the target's static labels, escaped, in a stable order; for an
+/// MX host of an MX target, `mx="<host>"` too.
+std::string render_target_labels(const TargetConfig& target, std::string_view mx_host = {});
 
 /// Folds one probe's result into the target's series. `now_unix_seconds` stamps it.
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,
@@ -100,6 +108,9 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
 /// Appends the text exposition (format 0.0.4) of every probed target's series to `out`, grouped
 /// by family with one HELP and TYPE each.
 void render_target_series(const std::vector<TargetSeries>& targets, std::string& out);
+
+/// Appends `smtp_mx_hosts` and `smtp_mx_preference` for every MX target that was looked up.
+void render_mx_series(const std::vector<MxSeries>& groups, std::string& out);
 
 /// The exporter's own metrics, in a prometheus-cpp registry.
 class ExporterMetrics {

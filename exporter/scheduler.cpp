@@ -18,6 +18,10 @@ Schedule::Duration Schedule::spread_offset(std::string_view name, Duration inter
 }
 
 Schedule::JobId Schedule::add(std::string_view name, Duration interval, TimePoint now) {
+  return add_at(interval, now + spread_offset(name, interval));
+}
+
+Schedule::JobId Schedule::add_at(Duration interval, TimePoint first_run) {
   JobId id;
   if (!free_ids_.empty()) {
     id = free_ids_.back();
@@ -28,7 +32,7 @@ Schedule::JobId Schedule::add(std::string_view name, Duration interval, TimePoin
   }
   Job& job = jobs_[id];
   job.interval = interval;
-  job.planned = now + spread_offset(name, interval);
+  job.planned = first_run;
   job.live = true;
   job.running = false;
   ++live_jobs_;

@@ -32,6 +32,9 @@ class Schedule {
   /// job keeps its place across restarts relative to the others.
   JobId add(std::string_view name, Duration interval, TimePoint now);
 
+  /// Adds a job whose first run is at `first_run` (e.g. now, for work that must not wait).
+  JobId add_at(Duration interval, TimePoint first_run);
+
   /// Forgets a job. If it is running, finished() must still be called for it.
   void remove(JobId job);
 

@@ -134,6 +134,16 @@ TEST(ScheduleTest, RemovingARunningJobFreesItsSlotWhenItFinishes) {
   EXPECT_EQ(due[0].job, other);
 }
 
+TEST(ScheduleTest, AddAtRunsFirstAtTheGivenTime) {
+  Schedule schedule(10);
+  auto job = schedule.add_at(5min, kT0);
+  auto due = schedule.take_due(kT0);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].job, job);
+  schedule.finished(job, kT0 + 1s);
+  EXPECT_EQ(*schedule.next_wakeup(), kT0 + 5min);
+}
+
 TEST(ScheduleTest, ZeroConcurrencyStillRunsOneAtATime) {
   Schedule schedule(0);
   EXPECT_EQ(schedule.max_concurrency(), 1u);
