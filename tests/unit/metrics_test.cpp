@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "probes/banner.h"
+#include "probes/ehlo.h"
 #include "probes/reply.h"
 
 namespace smtp {
@@ -216,6 +217,96 @@ TEST(MetricsTest, ExporterMetricsRenderWithPrometheusCpp) {
   EXPECT_THAT(text, HasSubstr("process_open_fds"));
   metrics.set_config_reload(false, 1700000100);
   EXPECT_THAT(metrics.render(), HasSubstr("smtp_exporter_config_last_reload_successful 0"));
+}
+
+}  // namespace
+}  // namespace smtp
+
+namespace smtp {
+namespace {
+
+TEST(MetricsTest, TlsTargetSeries) {
+  TargetConfig target = make_target("tls");
+  target.tls = TlsMode::kStartTls;
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+
+  // Before any handshake: verified reads 0, and there is no expiry (0 would fire expiry alerts).
+  ProbeResult refused;
+  refused.failure = FailureReason::kConnectRefused;
+  record_probe(series, refused, target, 1);
+  std::string text = render({series});
+  EXPECT_THAT(text, HasSubstr("smtp_tls_cert_verified{target=\"tls\"} 0\n"));
+  EXPECT_THAT(text, Not(HasSubstr("smtp_tls_cert_expiry_timestamp_seconds{")));
+  EXPECT_THAT(text, Not(HasSubstr("smtp_tls_info{")));
+
+  ProbeResult ok = successful_probe();
+  ok.tls = TlsFacts{"TLS 1.3", "TLS_AES_256_GCM_SHA384", 1800000000, true, ""};
+  record_probe(series, ok, target, 2);
+  text = render({series});
+  EXPECT_THAT(text, HasSubstr("smtp_tls_cert_verified{target=\"tls\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_tls_cert_expiry_timestamp_seconds{target=\"tls\"} 1800000000\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_tls_info{target=\"tls\",version=\"TLS 1.3\","
+                              "cipher=\"TLS_AES_256_GCM_SHA384\"} 1\n"));
+
+  // A later failed probe: not verified now, but the certificate's expiry is still known.
+  record_probe(series, refused, target, 3);
+  text = render({series});
+  EXPECT_THAT(text, HasSubstr("smtp_tls_cert_verified{target=\"tls\"} 0\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_tls_cert_expiry_timestamp_seconds{target=\"tls\"} 1800000000\n"));
+}
+
+TEST(MetricsTest, PlainTargetsHaveNoTlsSeries) {
+  TargetConfig target = make_target("plain");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  record_probe(series, successful_probe(), target, 1);
+  EXPECT_THAT(render({series}), Not(HasSubstr("smtp_tls_cert_verified{")));
+}
+
+TEST(MetricsTest, EhloExtensionsAreBoundedAndSizeIsReported) {
+  TargetConfig target = make_target("ext");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  ProbeResult r = successful_probe();
+  Reply ehlo = parse_reply(
+                   "250-mx.test.local\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+                   "250-X-WHATEVER-12345\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n")
+                   .reply;
+  r.capabilities = parse_ehlo(ehlo);
+  record_probe(series, r, target, 1);
+  std::string text = render({series});
+  EXPECT_THAT(text, HasSubstr("smtp_size_limit_bytes{target=\"ext\"} 10240000\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_ehlo_extension_info{target=\"ext\",extension=\"PIPELINING\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_ehlo_extension_info{target=\"ext\",extension=\"SMTPUTF8\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_ehlo_extension_info{target=\"ext\",extension=\"SIZE\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("X-WHATEVER")));  // unregistered keywords never become labels
+  EXPECT_EQ(lines_starting_with(text, "smtp_ehlo_extension_info{").size(), 3u);
+}
+
+TEST(MetricsTest, MxSeriesAndEndpointLabels) {
+  TargetConfig target = make_target("example");
+  target.labels = {{"team", "mail"}};
+  EXPECT_EQ(render_target_labels(target, "mx1.example.com"),
+            "target=\"example\",team=\"mail\",mx=\"mx1.example.com\"");
+  MxSeries group;
+  group.labels = render_target_labels(target);
+  group.looked_up = true;
+  group.hosts = {{"mx1.example.com", 10}, {"mx2.example.com", 20}};
+  std::string text;
+  render_mx_series({group}, text);
+  EXPECT_THAT(text, HasSubstr("smtp_mx_hosts{target=\"example\",team=\"mail\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_mx_preference{target=\"example\",team=\"mail\","
+                              "mx=\"mx2.example.com\"} 20\n"));
+  MxSeries not_yet;
+  not_yet.labels = "target=\"later\"";
+  text.clear();
+  render_mx_series({not_yet}, text);
+  EXPECT_THAT(text, Not(HasSubstr("later")));
 }
 
 }  // namespace
