@@ -5,6 +5,10 @@
 #
 # Rules kept here: every wait has a deadline and polls (no fixed sleeps for readiness); every
 # process started is stopped by the EXIT trap, also on failure, Ctrl-C or the watchdog timeout.
+#
+# Environment: KEEP_WORKDIR=1 keeps a passing test's directory (a failing one is always kept);
+# SMTP_TEST_TIMEOUT=S overrides a test's watchdog; SMTP_TEST_CACHE is where install_deps.sh put
+# the unpacked Exim and OpenSMTPD.
 
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$LIB_DIR/../.." && pwd)
@@ -132,7 +136,7 @@ lib_init() {
 # ends the test (and so stops everything) after TIMEOUT_S, below ctest's own timeout.
 test_init() {
   _TEST_NAME=$1
-  local timeout_s=${2:-240}
+  local timeout_s=${SMTP_TEST_TIMEOUT:-${2:-240}}
   require_root
   lib_init "$(mktemp -d "${TMPDIR:-/tmp}/smtp_exporter-$1.XXXXXX")"
   log "$_TEST_NAME: work dir $WORKDIR"
