@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "probes/smtp_probe.h"
+#include "probes/tls.h"
 
 namespace smtp {
 
@@ -20,14 +21,8 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct TlsConfig {
-  std::string ca_file;      // empty: the system's CA store
-  std::string server_name;  // empty: the target's host
-  bool insecure_skip_verify = false;
-  std::string cert_file;
-  std::string key_file;
-  std::string min_version;  // "", "TLS10", "TLS11", "TLS12", "TLS13"
-};
+/// The `tls_config` block: the probe's TLS settings.
+using TlsConfig = TlsSettings;
 
 /// One configured target with every default applied.
 struct TargetConfig {
@@ -41,6 +36,9 @@ struct TargetConfig {
   std::string helo_name;
   TlsMode tls = TlsMode::kNone;
   TlsConfig tls_config;
+  /// Built from tls_config at load time for TLS targets (so an unreadable file is a config
+  /// error); shared by every target with the same settings.
+  std::shared_ptr<asio::ssl::context> tls_context;
   std::optional<std::string> expect_hostname;
   std::map<std::string, std::string> labels;  // static labels, validated names
 
@@ -68,6 +66,15 @@ Config load_config_file(const std::string& path, const std::string& default_helo
 
 /// The config used when no --config.file is given: probes localhost:25 every 30s.
 std::string_view embedded_default_config();
+
+/// Splits "host:port", "[v6]:port", "IP:port" or a bare host (port 25) into `host` (IPv6
+/// without brackets) and `port`, checking that the host is an IP literal or a valid domain.
+/// On failure returns false and says why in `error`.
+bool parse_address(std::string_view text, std::string& host, std::uint16_t& port,
+                   std::string& error);
+
+/// "none", "starttls", "implicit" -> TlsMode; false for anything else.
+bool parse_tls_mode(std::string_view text, TlsMode& mode);
 
 /// The machine's host name, the default HELO name.
 std::string machine_hostname();

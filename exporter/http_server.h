@@ -11,7 +11,7 @@
 namespace smtp {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
+  std::string method;  // "GET", "POST", ...; a HEAD request arrives as "GET" (no body is sent)
   std::string path;    // without the query string
   std::map<std::string, std::string> query;  // decoded; the last value wins
   bool accepts_gzip = false;                 // Accept-Encoding names gzip

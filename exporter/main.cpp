@@ -1,1 +1,90 @@
-int main() { return 0; }
+// smtp_exporter: flags, and which face to show (serve, probe).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "exporter/config.h"
+#include "exporter/daemon.h"
+#include "exporter/log.h"
+#include "exporter/probe_face.h"
+
+namespace {
+
+std::string version_text() {
+  return std::string("smtp_exporter, version ") + SMTP_EXPORTER_VERSION +
+         " (revision: " + SMTP_EXPORTER_REVISION + ")";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app(
+      "smtp_exporter: probes SMTP servers (banner, EHLO, QUIT) and exports the results "
+      "to Prometheus.",
+      "smtp_exporter");
+  app.set_version_flag("--version", version_text());
+
+  smtp::DaemonOptions serve;
+  std::string config_file;
+  bool config_check = false;
+  std::string log_level = "info";
+  std::string log_format = "logfmt";
+  app.add_option("--config.file", config_file,
+                 "Config file (YAML). Without it, an embedded config probes localhost:25.");
+  app.add_flag("--config.check", config_check,
+               "Validate the config file and exit (0 valid, 1 not).");
+  app.add_option("--web.listen-address", serve.listen_address,
+                 "Address for /metrics and the other HTTP endpoints.")
+      ->capture_default_str();
+  app.add_option("--probe.max-concurrency", serve.max_concurrency,
+                 "Most probes in flight at once (0: as many as the open-file limit allows, "
+                 "at most 4096).")
+      ->capture_default_str();
+  app.add_option("--log.level", log_level, "debug, info, warn or error.")->capture_default_str();
+  app.add_option("--log.format", log_format, "logfmt or json.")->capture_default_str();
+
+  smtp::ProbeFaceOptions probe;
+  CLI::App* probe_face = app.add_subcommand(
+      "probe", "Probe one server now and print every phase, the dialogue and the verdict.");
+  smtp::add_probe_face_options(*probe_face, probe);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 1;
+  }
+
+  smtp::log::Level level;
+  smtp::log::Format format;
+  if (!smtp::log::parse_level(log_level, level)) {
+    std::cerr << "smtp_exporter: --log.level must be debug, info, warn or error\n";
+    return 1;
+  }
+  if (!smtp::log::parse_format(log_format, format)) {
+    std::cerr << "smtp_exporter: --log.format must be logfmt or json\n";
+    return 1;
+  }
+  smtp::log::configure(level, format);
+
+  if (probe_face->parsed()) return smtp::run_probe_face(probe);
+
+  if (!config_file.empty()) serve.config_file = config_file;
+  if (config_check) {
+    try {
+      smtp::Config config = smtp::load_config_or_default(serve.config_file);
+      std::cout << (serve.config_file ? *serve.config_file : std::string("<embedded default>"))
+                << ": OK, " << config.targets.size() << " target(s)\n";
+      return 0;
+    } catch (const smtp::ConfigError& e) {
+      std::cerr << e.what() << "\n";
+      return 1;
+    }
+  }
+  smtp::log::write(smtp::log::Level::kInfo, "starting smtp_exporter",
+                   {{"version", SMTP_EXPORTER_VERSION}, {"revision", SMTP_EXPORTER_REVISION}});
+  return smtp::run_daemon(serve);
+}

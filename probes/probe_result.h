@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "probes/ehlo.h"
+
 namespace smtp {
 
 /// The phases of a probe, in the order they run. `kStartTls` and `kTlsHandshake` only run for
@@ -64,6 +66,15 @@ struct BannerInfo {
   std::string software;  // "postfix", "exim", ... or "unknown"
 };
 
+/// What a handshake showed. Present in ProbeResult once a handshake completed.
+struct TlsFacts {
+  std::string version;            // "TLS 1.2", "TLS 1.3" (blackbox_exporter's spelling)
+  std::string cipher;             // as OpenSSL names it, e.g. "TLS_AES_256_GCM_SHA384"
+  double earliest_not_after = 0;  // Unix seconds: the soonest notAfter in the presented chain
+  bool verified = false;          // chain and name verified
+  std::string verify_error;       // OpenSSL's reason when not verified
+};
+
 /// One line of the dialogue, as sent or received, with its time since the probe started.
 struct TranscriptLine {
   enum class Direction : std::uint8_t { kSent, kReceived, kNote };
@@ -87,10 +98,12 @@ struct ProbeResult {
   std::string peer;  // the address connected to, "ip:port" or "[v6]:port"
   int greeting_code = 0;
   int ehlo_code = 0;
-  bool helo_fallback = false;  // EHLO was refused and HELO was used instead
-  bool starttls_advertised = false;
+  bool helo_fallback = false;                    // EHLO was refused and HELO was used instead
+  bool starttls_advertised = false;              // the first EHLO (before any TLS) offered STARTTLS
+  std::optional<EhloCapabilities> capabilities;  // the last EHLO's, after TLS if there was TLS
   int quit_code = 0;
   std::optional<BannerInfo> banner;  // present once a greeting was parsed
+  std::optional<TlsFacts> tls;       // present once a TLS handshake completed
   std::vector<TranscriptLine> transcript;
   bool transcript_truncated = false;
 

@@ -1,1 +1,480 @@
-// placeholder: implemented on its own branch
+#include "probes/smtp_probe.h"
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+#include "probes/banner.h"
+#include "probes/ehlo.h"
+#include "probes/reply.h"
+#include "probes/resolve.h"
+#include "probes/tls.h"
+
+namespace smtp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
+
+/// How a read of one reply ended. kTlsError: the TLS layer failed (an alert, a bad record).
+enum class ReadOutcome { kReply, kTimeout, kClosed, kMalformed, kTooLong, kTlsError };
+
+/// Makes bytes from the server safe to print: control and non-ASCII bytes become \xNN.
+std::string printable(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size());
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+bool is_closed_error(const error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
+         ec == asio::ssl::error::stream_truncated;
+}
+
+/// One probe's state; lives in the coroutine frame of run_probe.
+class Session {
+ public:
+  Session(const ProbeTarget& target, const ProbeOptions& options, asio::any_io_executor executor)
+      : target_(target), options_(options), stream_(std::move(executor)) {
+    start_ = Clock::now();
+    deadline_ = start_ + target_.timeout;
+  }
+
+  asio::awaitable<void> run() {
+    // GCC 12 miscompiles co_await inside an if condition: await into a variable first.
+    bool ok = co_await resolve_and_connect();
+    if (!ok) co_return;
+    connected_at_ = Clock::now();
+    if (target_.tls == TlsMode::kImplicit) {
+      // RFC 8314: TLS from the first byte; the greeting comes over TLS.
+      ok = co_await handshake();
+      if (!ok) co_return;
+    }
+    ok = co_await greet();
+    if (!ok) co_return;
+    ok = co_await ehlo();
+    if (!ok) co_return;
+    if (target_.tls == TlsMode::kStartTls) {
+      ok = co_await starttls();
+      if (!ok) co_return;
+      // RFC 3207 §4.2: the server forgets what it knew; ask again over TLS.
+      ok = co_await ehlo();
+      if (!ok) co_return;
+    }
+    co_await quit();
+  }
+
+  ProbeResult take_result() {
+    result_.total = Clock::now() - start_;
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    return std::move(result_);
+  }
+
+ private:
+  // --- bookkeeping -------------------------------------------------------------------------
+
+  void fail(FailureReason reason, Phase phase, std::string detail = {}) {
+    if (result_.failure != FailureReason::kNone) return;  // the first failure is the reason
+    result_.failure = reason;
+    result_.failed_phase = phase;
+    result_.error_detail = std::move(detail);
+    if (!result_.error_detail.empty()) note(result_.error_detail);
+  }
+
+  void set_phase(Phase phase, Clock::time_point began) {
+    result_.phase_durations[static_cast<std::size_t>(phase)] = Clock::now() - began;
+  }
+  /// For phases that run twice (EHLO before and after STARTTLS): the time of both.
+  void add_phase(Phase phase, Clock::time_point began) {
+    auto& slot = result_.phase_durations[static_cast<std::size_t>(phase)];
+    slot = slot.value_or(ProbeResult::Duration::zero()) + (Clock::now() - began);
+  }
+
+  void record(TranscriptLine::Direction direction, std::string_view text) {
+    if (options_.transcript_limit_bytes == 0 || result_.transcript_truncated) return;
+    if (transcript_bytes_ + text.size() > options_.transcript_limit_bytes) {
+      result_.transcript_truncated = true;
+      return;
+    }
+    transcript_bytes_ += text.size();
+    result_.transcript.push_back({Clock::now() - start_, direction, printable(text)});
+  }
+  void note(std::string_view text) { record(TranscriptLine::Direction::kNote, text); }
+
+  // --- I/O -------------------------------------------------------------------------------
+
+  asio::awaitable<bool> resolve_and_connect() {
+    Clock::time_point began = Clock::now();
+    std::vector<tcp::endpoint> endpoints;
+    error_code ec;
+    asio::ip::address literal = asio::ip::make_address(target_.host, ec);
+    if (!ec) {
+      endpoints.emplace_back(literal, target_.port);
+    } else {
+      ResolveResult resolved;
+      if (options_.resolver != nullptr) {
+        resolved = co_await options_.resolver->resolve_host(target_.host, target_.port, deadline_);
+      } else {
+        resolved = co_await resolve_host(target_.host, target_.port, deadline_);
+      }
+      set_phase(Phase::kResolve, began);
+      if (resolved.timed_out) {
+        fail(FailureReason::kResolveTimeout, Phase::kResolve, "resolving " + target_.host);
+        co_return false;
+      }
+      if (resolved.endpoints.empty()) {
+        fail(FailureReason::kResolveError, Phase::kResolve,
+             "resolving " + target_.host + ": " + resolved.error.message());
+        co_return false;
+      }
+      endpoints = std::move(resolved.endpoints);
+    }
+
+    began = Clock::now();
+    stream_.expires_at(deadline_);
+    tcp::endpoint peer =
+        co_await stream_.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    set_phase(Phase::kConnect, began);
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out");
+      } else if (ec == asio::error::connection_refused) {
+        fail(FailureReason::kConnectRefused, Phase::kConnect, "connect: " + ec.message());
+      } else {
+        fail(FailureReason::kConnectError, Phase::kConnect, "connect: " + ec.message());
+      }
+      co_return false;
+    }
+    result_.peer = format_endpoint(peer);
+    co_return true;
+  }
+
+  static std::string format_endpoint(const tcp::endpoint& endpoint) {
+    std::string address = endpoint.address().to_string();
+    if (endpoint.address().is_v6()) address = "[" + address + "]";
+    return address + ":" + std::to_string(endpoint.port());
+  }
+
+  /// Reads one whole reply into `reply`, bounded by kMaxReplyBytes and the deadline.
+  asio::awaitable<ReadOutcome> read_reply(Reply& reply) {
+    stream_.expires_at(deadline_);
+    for (;;) {
+      if (!buffer_.empty()) {
+        ParseResult parsed = parse_reply(buffer_);
+        switch (parsed.status) {
+          case ParseStatus::kComplete:
+            record_received(std::string_view(buffer_).substr(0, parsed.consumed));
+            buffer_.erase(0, parsed.consumed);
+            reply = std::move(parsed.reply);
+            if (tls_) replied_over_tls_ = true;
+            co_return ReadOutcome::kReply;
+          case ParseStatus::kMalformed:
+            record_received(buffer_);
+            co_return ReadOutcome::kMalformed;
+          case ParseStatus::kLineTooLong:
+            note("reply over " + std::to_string(kMaxReplyLineBytes) + " bytes a line or " +
+                 std::to_string(kMaxReplyLines) + " lines");
+            co_return ReadOutcome::kTooLong;
+          case ParseStatus::kIncomplete:
+            break;
+        }
+      }
+      if (buffer_.size() > kMaxReplyBytes) co_return ReadOutcome::kTooLong;  // parser's backstop
+      error_code ec;
+      std::size_t n =
+          tls_ ? co_await tls_->async_read_some(asio::buffer(chunk_),
+                                                asio::redirect_error(asio::use_awaitable, ec))
+               : co_await stream_.async_read_some(asio::buffer(chunk_),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+      buffer_.append(chunk_.data(), n);
+      if (ec == beast::error::timeout) {
+        if (!buffer_.empty()) record_received(buffer_);
+        co_return ReadOutcome::kTimeout;
+      }
+      if (ec) {
+        if (!buffer_.empty()) record_received(buffer_);
+        if (tls_ && ec.category() == asio::error::get_ssl_category()) {
+          tls_read_error_ = ec;  // stream_truncated is of another category: a plain close
+          co_return ReadOutcome::kTlsError;
+        }
+        if (!is_closed_error(ec)) note("read: " + ec.message());
+        co_return ReadOutcome::kClosed;
+      }
+    }
+  }
+
+  void record_received(std::string_view bytes) {
+    // One transcript line per reply line, without the line ending.
+    while (!bytes.empty()) {
+      std::size_t end = bytes.find('\n');
+      std::string_view line = bytes.substr(0, end);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      record(TranscriptLine::Direction::kReceived, line);
+      if (end == std::string_view::npos) break;
+      bytes.remove_prefix(end + 1);
+    }
+  }
+
+  /// Sends one command line; false (and the connection is useless) if it could not be written.
+  asio::awaitable<error_code> send(std::string_view command) {
+    record(TranscriptLine::Direction::kSent, command);
+    line_.assign(command);
+    line_ += "\r\n";
+    stream_.expires_at(deadline_);
+    error_code ec;
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(line_),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await asio::async_write(stream_, asio::buffer(line_),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return ec;
+  }
+
+  /// Maps a failed read to the phase's reason and records it.
+  void fail_read(ReadOutcome outcome, Phase phase, FailureReason timeout_reason) {
+    switch (outcome) {
+      case ReadOutcome::kTimeout:
+        fail(timeout_reason, phase, std::string(phase_name(phase)) + ": no complete reply in time");
+        break;
+      case ReadOutcome::kClosed:
+        fail(FailureReason::kConnectionClosed, phase,
+             std::string(phase_name(phase)) + ": server closed the connection");
+        break;
+      case ReadOutcome::kMalformed:
+        fail(FailureReason::kGreetingMalformed, phase,
+             std::string(phase_name(phase)) + ": not an SMTP reply");
+        break;
+      case ReadOutcome::kTooLong:
+        fail(FailureReason::kLineTooLong, phase, {});
+        break;
+      case ReadOutcome::kTlsError:
+        if (!replied_over_tls_) {
+          // TLS 1.3 ends the client's part of the handshake before the server has checked the
+          // client (its certificate, say): a refusal arrives as an alert on the first read.
+          fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake,
+               "tls_handshake: " + tls_read_error_.message());
+        } else {
+          fail(FailureReason::kConnectionClosed, phase,
+               std::string(phase_name(phase)) + ": " + tls_read_error_.message());
+        }
+        break;
+      case ReadOutcome::kReply:
+        break;
+    }
+  }
+
+  void fail_write(const error_code& ec, Phase phase, FailureReason timeout_reason) {
+    if (ec == beast::error::timeout) {
+      fail(timeout_reason, phase, std::string(phase_name(phase)) + ": send timed out");
+    } else {
+      fail(FailureReason::kConnectionClosed, phase,
+           std::string(phase_name(phase)) + ": send: " + ec.message());
+    }
+  }
+
+  // --- phases ------------------------------------------------------------------------------
+
+  asio::awaitable<bool> greet() {
+    Reply greeting;
+    ReadOutcome outcome = co_await read_reply(greeting);
+    set_phase(Phase::kGreeting, connected_at_);
+    if (outcome != ReadOutcome::kReply) {
+      fail_read(outcome, Phase::kGreeting, FailureReason::kGreetingTimeout);
+      co_return false;
+    }
+    result_.greeting_latency = Clock::now() - connected_at_;
+    result_.greeting_code = greeting.code;
+    result_.banner = parse_banner(greeting);
+    if (greeting.code == 220) co_return true;
+    if (greeting.code >= 400) {
+      // RFC 5321 §3.1: a server that refuses service still expects QUIT; record its answer.
+      fail(FailureReason::kGreetingRejected, Phase::kGreeting,
+           "greeting: rejected with " + std::to_string(greeting.code));
+      co_await quit();
+    } else {
+      fail(FailureReason::kGreetingMalformed, Phase::kGreeting,
+           "greeting: unexpected code " + std::to_string(greeting.code));
+    }
+    co_return false;
+  }
+
+  asio::awaitable<bool> ehlo() {
+    Clock::time_point began = Clock::now();
+    Reply reply;
+    bool ok = co_await hello("EHLO", reply);
+    if (ok && reply.code >= 500 && reply.code < 600) {
+      // RFC 5321 §4.1.4: a server that does not know EHLO answers 5xx; HELO is the fallback.
+      result_.helo_fallback = true;
+      ok = co_await hello("HELO", reply);
+    }
+    add_phase(Phase::kEhlo, began);
+    if (!ok) co_return false;
+    result_.ehlo_code = reply.code;
+    if (reply.code != 250) {
+      fail(FailureReason::kEhloRejected, Phase::kEhlo,
+           "ehlo: rejected with " + std::to_string(reply.code));
+      co_await quit();
+      co_return false;
+    }
+    if (!result_.helo_fallback) {
+      result_.capabilities = parse_ehlo(reply);
+      if (!tls_) result_.starttls_advertised = result_.capabilities->starttls;
+    }
+    co_return true;
+  }
+
+  asio::awaitable<bool> starttls() {
+    Clock::time_point began = Clock::now();
+    if (!result_.starttls_advertised) {
+      fail(FailureReason::kStarttlsUnavailable, Phase::kStartTls,
+           "starttls: the server did not offer STARTTLS");
+      co_await quit();
+      co_return false;
+    }
+    error_code ec = co_await send("STARTTLS");
+    if (ec) {
+      set_phase(Phase::kStartTls, began);
+      fail_write(ec, Phase::kStartTls, FailureReason::kStarttlsTimeout);
+      co_return false;
+    }
+    Reply reply;
+    ReadOutcome outcome = co_await read_reply(reply);
+    set_phase(Phase::kStartTls, began);
+    if (outcome != ReadOutcome::kReply) {
+      fail_read(outcome, Phase::kStartTls, FailureReason::kStarttlsTimeout);
+      co_return false;
+    }
+    if (reply.code != 220) {
+      fail(FailureReason::kStarttlsRejected, Phase::kStartTls,
+           "starttls: answered with " + std::to_string(reply.code));
+      co_await quit();
+      co_return false;
+    }
+    if (!buffer_.empty()) {
+      // Bytes behind the 220 were sent before the handshake: whatever TLS would protect can be
+      // forged this way (CVE-2011-0411 and its kin). Never hand them to the TLS layer.
+      fail(FailureReason::kStarttlsInjection, Phase::kStartTls,
+           "starttls: " + std::to_string(buffer_.size()) +
+               " plaintext bytes followed the 220 reply");
+      co_return false;
+    }
+    co_return co_await handshake();
+  }
+
+  asio::awaitable<bool> handshake() {
+    Clock::time_point began = Clock::now();
+    if (!target_.tls_context) {
+      fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake, "tls: no TLS context");
+      co_return false;
+    }
+    tls_.emplace(stream_, *target_.tls_context);
+    const std::string& name =
+        target_.tls_server_name.empty() ? target_.host : target_.tls_server_name;
+    prepare_tls_session(tls_->native_handle(), name);
+    stream_.expires_at(deadline_);
+    error_code ec;
+    co_await tls_->async_handshake(asio::ssl::stream_base::client,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    set_phase(Phase::kTlsHandshake, began);
+    if (ec == beast::error::timeout) {
+      fail(FailureReason::kTlsHandshakeTimeout, Phase::kTlsHandshake,
+           "tls_handshake: no handshake in time");
+      co_return false;
+    }
+    if (ec) {
+      fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake,
+           "tls_handshake: " + ec.message());
+      co_return false;
+    }
+    result_.tls = read_tls_facts(tls_->native_handle());
+    note(result_.tls->version + " " + result_.tls->cipher +
+         (result_.tls->verified ? ", certificate verified"
+                                : ", certificate not verified: " + result_.tls->verify_error));
+    if (!result_.tls->verified && !target_.tls_insecure_skip_verify) {
+      // The dialogue goes on (and QUIT is still said) so the server sees a clean close.
+      fail(FailureReason::kTlsVerifyFailed, Phase::kTlsHandshake,
+           "tls_handshake: certificate not verified: " + result_.tls->verify_error);
+    }
+    co_return true;
+  }
+
+  /// Sends EHLO or HELO and reads the answer; false if the connection failed.
+  asio::awaitable<bool> hello(std::string_view verb, Reply& reply) {
+    std::string command(verb);
+    command += ' ';
+    command += target_.helo_name;
+    error_code ec = co_await send(command);
+    if (ec) {
+      fail_write(ec, Phase::kEhlo, FailureReason::kEhloTimeout);
+      co_return false;
+    }
+    ReadOutcome outcome = co_await read_reply(reply);
+    if (outcome != ReadOutcome::kReply) {
+      fail_read(outcome, Phase::kEhlo, FailureReason::kEhloTimeout);
+      co_return false;
+    }
+    co_return true;
+  }
+
+  asio::awaitable<void> quit() {
+    Clock::time_point began = Clock::now();
+    error_code ec = co_await send("QUIT");
+    if (ec) {
+      set_phase(Phase::kQuit, began);
+      fail_write(ec, Phase::kQuit, FailureReason::kQuitTimeout);
+      co_return;
+    }
+    Reply reply;
+    ReadOutcome outcome = co_await read_reply(reply);
+    set_phase(Phase::kQuit, began);
+    if (outcome != ReadOutcome::kReply) {
+      fail_read(outcome, Phase::kQuit, FailureReason::kQuitTimeout);
+      co_return;
+    }
+    result_.quit_code = reply.code;
+    if (reply.code != 221) {
+      fail(FailureReason::kQuitUnexpectedCode, Phase::kQuit,
+           "quit: answered with " + std::to_string(reply.code));
+    }
+  }
+
+  const ProbeTarget& target_;
+  const ProbeOptions& options_;
+  beast::tcp_stream stream_;
+  std::optional<asio::ssl::stream<beast::tcp_stream&>> tls_;  // engaged from the handshake on
+  Clock::time_point start_;
+  Clock::time_point deadline_;
+  Clock::time_point connected_at_;
+  std::string buffer_;             // received, not yet parsed; at most kMaxReplyBytes + a chunk
+  std::array<char, 4096> chunk_;   // one read's worth
+  std::string line_;               // the command being sent
+  bool replied_over_tls_ = false;  // a whole reply came over TLS: the server's handshake is done
+  error_code tls_read_error_;      // the TLS layer's error, for ReadOutcome::kTlsError
+  std::size_t transcript_bytes_ = 0;
+  ProbeResult result_;
+};
+
+}  // namespace
+
+asio::awaitable<ProbeResult> run_probe(const ProbeTarget& target, ProbeOptions options) {
+  Session session(target, options, co_await asio::this_coro::executor);
+  co_await session.run();
+  co_return session.take_result();
+}
+
+}  // namespace smtp

@@ -2,12 +2,15 @@
 /// The SMTP dialogue as one coroutine: resolve, connect, greeting, EHLO (HELO fallback), QUIT.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "probes/asio.h"
 #include "probes/probe_result.h"
 
 namespace smtp {
+
+class Resolver;
 
 enum class TlsMode : std::uint8_t { kNone, kStartTls, kImplicit };
 
@@ -17,6 +20,12 @@ struct ProbeTarget {
   std::uint16_t port = 25;
   std::string helo_name;
   TlsMode tls = TlsMode::kNone;
+  /// For TLS targets: the client context (make_tls_context), shared by every probe of the
+  /// target; the name for SNI and verification (empty: `host`); and whether a certificate that
+  /// does not verify still lets the probe succeed.
+  std::shared_ptr<asio::ssl::context> tls_context;
+  std::string tls_server_name;
+  bool tls_insecure_skip_verify = false;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // the whole probe's deadline
 };
 
@@ -24,6 +33,9 @@ struct ProbeOptions {
   /// Bytes of dialogue kept in ProbeResult::transcript; past it, lines are dropped and
   /// `transcript_truncated` is set. 0 keeps no transcript.
   std::size_t transcript_limit_bytes = 4096;
+  /// Looks up a target given by name (c-ares, on the probe's io_context; it must outlive the
+  /// probe). Null: the system's getaddrinfo, one lookup at a time (the free resolve_host).
+  Resolver* resolver = nullptr;
 };
 
 /// Runs one probe on the calling coroutine's executor. Never throws for anything the network or

@@ -1,0 +1,129 @@
+#pragma once
+/// ProbeResult -> the contract's metrics. Every metric name lives in this file's .cpp.
+///
+/// Two stores, for two loads:
+/// - per-target series (~29 per target, 10,000 targets) live in plain structs updated on the probe
+///   thread and rendered to the text format by a serializer of our own: prometheus-cpp's
+///   Collect() + TextSerializer need ~0.55 s for 290k series (DESIGN.md), over the 250 ms goal;
+/// - the exporter's own metrics (a few dozen series) live in a prometheus-cpp Registry.
+#include <array>
+#include <bitset>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "exporter/config.h"
+#include "probes/probe_result.h"
+
+namespace smtp {
+
+/// The greeting histogram's upper bounds, in seconds.
+inline constexpr std::array<double, 11> kGreetingBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                            0.5,   1.0,  2.5,   5.0,  10.0};
+
+/// The EHLO extensions reported as `smtp_ehlo_extension_info{extension}`: the registered ones
+/// (IANA's SMTP Service Extensions) an operator alerts on. Others are not reported, so the label
+/// set stays bounded whatever a server advertises.
+inline constexpr std::array<std::string_view, 16> kReportedExtensions = {"8BITMIME",
+                                                                         "AUTH",
+                                                                         "BINARYMIME",
+                                                                         "CHUNKING",
+                                                                         "DELIVERBY",
+                                                                         "DSN",
+                                                                         "ENHANCEDSTATUSCODES",
+                                                                         "ETRN",
+                                                                         "EXPN",
+                                                                         "LIMITS",
+                                                                         "MT-PRIORITY",
+                                                                         "PIPELINING",
+                                                                         "REQUIRETLS",
+                                                                         "SIZE",
+                                                                         "SMTPUTF8",
+                                                                         "VRFY"};
+
+/// Every series of one target: what its last probe found, and the counts since start.
+/// Plain data, cheap to copy for a snapshot.
+struct TargetSeries {
+  std::string labels;  // rendered label pairs, e.g. `target="mx1",team="mail"`
+  bool expects_hostname = false;
+  bool probed = false;  // no series are shown before the first probe
+
+  // The last probe.
+  bool success = false;
+  double greeting_seconds = 0;
+  double probe_duration_seconds = 0;
+  double last_probe_timestamp_seconds = 0;
+  int greeting_code = 0;
+  int quit_code = 0;
+  bool starttls_advertised = false;
+  std::bitset<kPhaseCount> phases_ran;
+  std::array<double, kPhaseCount> phase_seconds{};
+  // The last banner seen: kept through failed probes, so dashboards still say who answered.
+  std::string banner_hostname;
+  std::string banner_software;
+  bool hostname_matches = false;
+  // The last EHLO answered with 250 (kept through failed probes, like the banner).
+  bool ehlo_seen = false;
+  std::bitset<kReportedExtensions.size()> extensions;
+  double size_limit_bytes = 0;  // 0: SIZE without a number, or not advertised
+
+  // TLS targets. The certificate's facts are those of the last handshake that completed; they
+  // are kept through failed probes so that an expiry alert does not flap with the server.
+  bool tls_target = false;
+  bool tls_verified = false;  // the last probe's handshake verified (0 if none completed)
+  bool tls_seen = false;      // a handshake has completed at least once
+  double tls_cert_expiry = 0;
+  std::string tls_version;
+  std::string tls_cipher;
+
+  // Since start (kept across reloads for targets that stay).
+  std::array<std::uint64_t, kFailureReasonCount> probes_by_result{};
+  std::array<std::uint64_t, kGreetingBuckets.size()> greeting_bucket_counts{};  // not cumulative
+  std::uint64_t greeting_count = 0;
+  double greeting_sum_seconds = 0;
+};
+
+/// The `target="..."` label and the target's static labels, escaped, in a stable order.
+std::string render_target_labels(const TargetConfig& target);
+
+/// Folds one probe's result into the target's series. `now_unix_seconds` stamps it.
+void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,
+                  double now_unix_seconds);
+
+/// Appends the text exposition (format 0.0.4) of every probed target's series to `out`, grouped
+/// by family with one HELP and TYPE each.
+void render_target_series(const std::vector<TargetSeries>& targets, std::string& out);
+
+/// The exporter's own metrics, in a prometheus-cpp registry.
+class ExporterMetrics {
+ public:
+  ExporterMetrics();
+
+  prometheus::Registry& registry() { return *registry_; }
+  std::shared_ptr<prometheus::Registry> shared_registry() { return registry_; }
+
+  void set_config_reload(bool successful, double now_unix_seconds);
+  void set_targets(std::size_t count) { targets_.Set(static_cast<double>(count)); }
+  void set_probes_in_flight(std::size_t count) { in_flight_.Set(static_cast<double>(count)); }
+  void observe_schedule_lag(std::chrono::nanoseconds lag);
+
+  /// prometheus-cpp's text rendering of this registry (thread-safe).
+  std::string render() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Gauge& reload_successful_;
+  prometheus::Gauge& reload_success_timestamp_;
+  prometheus::Gauge& targets_;
+  prometheus::Gauge& in_flight_;
+  prometheus::Histogram& schedule_lag_;
+};
+
+}  // namespace smtp

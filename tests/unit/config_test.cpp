@@ -1,0 +1,396 @@
+#include "exporter/config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace smtp {
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+
+const std::string kHelo = "probe.example.net";
+const std::string kDataDir = SMTP_TEST_DATA_DIR "/config";
+
+Config parse(std::string_view yaml) { return parse_config(yaml, "test.yml", kHelo); }
+
+// The ConfigError's message, or a failure if the text parses.
+std::string error_of(std::string_view yaml) {
+  try {
+    parse(yaml);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "parsed without error:\n" << yaml;
+  return "";
+}
+
+// ---- valid configs ----
+
+TEST(ConfigValid, ContractExampleEveryValue) {
+  const Config config = load_config_file(kDataDir + "/valid/contract.yml", kHelo);
+  ASSERT_EQ(config.targets.size(), 2u);
+
+  const TargetConfig& mx1 = config.targets[0];
+  EXPECT_EQ(mx1.name, "mx1");
+  EXPECT_EQ(mx1.host, "mx1.example.com");
+  EXPECT_EQ(mx1.port, 25);
+  EXPECT_EQ(mx1.mx_domain, "");
+  EXPECT_EQ(mx1.interval, 15s);
+  EXPECT_EQ(mx1.timeout, 10s);
+  EXPECT_EQ(mx1.helo_name, "monitor.example.org");
+  EXPECT_EQ(mx1.tls, TlsMode::kStartTls);
+  EXPECT_EQ(mx1.expect_hostname, "mx1.example.com");
+  EXPECT_EQ(mx1.labels, (std::map<std::string, std::string>{{"team", "mail"}}));
+  const std::string dir = SMTP_TEST_DATA_DIR "/config/valid/";
+  EXPECT_EQ(mx1.tls_config.ca_file, dir + "mail-ca.pem");
+  EXPECT_EQ(mx1.tls_config.server_name, "mx1.example.com");
+  EXPECT_FALSE(mx1.tls_config.insecure_skip_verify);
+  EXPECT_EQ(mx1.tls_config.cert_file, dir + "client.pem");
+  EXPECT_EQ(mx1.tls_config.key_file, dir + "client.key");
+  EXPECT_NE(mx1.tls_context, nullptr);  // built at load time: the files are readable
+  EXPECT_EQ(mx1.tls_config.min_version, "TLS12");
+
+  const TargetConfig& example = config.targets[1];
+  EXPECT_EQ(example.name, "example-com");
+  EXPECT_EQ(example.host, "");
+  EXPECT_EQ(example.mx_domain, "example.com");
+  EXPECT_EQ(example.port, 25);
+  EXPECT_EQ(example.mx_refresh, 5min);
+  EXPECT_EQ(example.interval, 30s);
+  EXPECT_EQ(example.timeout, 10s);
+  EXPECT_EQ(example.helo_name, "monitor.example.org");
+  EXPECT_EQ(example.tls, TlsMode::kNone);
+  EXPECT_FALSE(example.expect_hostname.has_value());
+  EXPECT_TRUE(example.labels.empty());
+  EXPECT_EQ(example.tls_config.ca_file, "");
+  EXPECT_EQ(example.tls_config.min_version, "");
+
+  EXPECT_EQ(config.dns.servers, std::vector<std::string>{"127.0.0.1:5353"});
+}
+
+TEST(ConfigValid, BuiltInDefaultsApplyWithoutDefaultsSection) {
+  const Config config = parse(R"(
+targets:
+  - name: a
+    address: mx1.example.com
+)");
+  ASSERT_EQ(config.targets.size(), 1u);
+  const TargetConfig& t = config.targets[0];
+  EXPECT_EQ(t.host, "mx1.example.com");
+  EXPECT_EQ(t.port, 25);
+  EXPECT_EQ(t.interval, 30s);
+  EXPECT_EQ(t.timeout, 10s);
+  EXPECT_EQ(t.helo_name, kHelo);  // the default_helo_name argument
+  EXPECT_EQ(t.tls, TlsMode::kNone);
+  EXPECT_EQ(t.mx_refresh, 5min);
+  EXPECT_FALSE(t.expect_hostname.has_value());
+  EXPECT_TRUE(config.dns.servers.empty());
+}
+
+TEST(ConfigValid, DefaultsInheritAndTargetsOverride) {
+  const Config config = parse(R"(
+defaults:
+  interval: 1m
+  timeout: 20s
+  helo_name: monitor.example.org
+  tls: implicit
+  tls_config:
+    ca_file: )" SMTP_TEST_DATA_DIR R"(/config/valid/mail-ca.pem
+    min_version: TLS13
+targets:
+  - name: inherits
+    address: 192.0.2.1:465
+  - name: overrides
+    address: 192.0.2.2:25
+    interval: 2m
+    timeout: 90s
+    helo_name: "[192.0.2.200]"
+    tls: none
+    tls_config:
+      insecure_skip_verify: true
+  - name: only-interval
+    address: 192.0.2.3:465
+    interval: 45s
+)");
+  ASSERT_EQ(config.targets.size(), 3u);
+  const TargetConfig& a = config.targets[0];
+  EXPECT_EQ(a.interval, 1min);
+  EXPECT_EQ(a.timeout, 20s);
+  EXPECT_EQ(a.helo_name, "monitor.example.org");
+  EXPECT_EQ(a.tls, TlsMode::kImplicit);
+  EXPECT_EQ(a.tls_config.ca_file, SMTP_TEST_DATA_DIR "/config/valid/mail-ca.pem");
+  EXPECT_EQ(a.tls_config.min_version, "TLS13");
+  EXPECT_FALSE(a.tls_config.insecure_skip_verify);
+
+  const TargetConfig& b = config.targets[1];
+  EXPECT_EQ(b.interval, 2min);
+  EXPECT_EQ(b.timeout, 90s);
+  EXPECT_EQ(b.helo_name, "[192.0.2.200]");
+  EXPECT_EQ(b.tls, TlsMode::kNone);
+  // A target's tls_config replaces the defaults' as a whole, like any other key.
+  EXPECT_EQ(b.tls_config.ca_file, "");
+  EXPECT_EQ(b.tls_config.min_version, "");
+  EXPECT_TRUE(b.tls_config.insecure_skip_verify);
+
+  const TargetConfig& c = config.targets[2];
+  EXPECT_EQ(c.interval, 45s);
+  EXPECT_EQ(c.timeout, 20s);
+}
+
+TEST(ConfigValid, EmbeddedDefaultParses) {
+  const Config config = parse_config(embedded_default_config(), "(built-in)", kHelo);
+  ASSERT_EQ(config.targets.size(), 1u);
+  const TargetConfig& t = config.targets[0];
+  EXPECT_EQ(t.name, "localhost");
+  EXPECT_EQ(t.host, "localhost");
+  EXPECT_EQ(t.port, 25);
+  EXPECT_EQ(t.interval, 30s);
+  EXPECT_EQ(t.timeout, 10s);
+  EXPECT_EQ(t.helo_name, kHelo);
+  EXPECT_EQ(t.tls, TlsMode::kNone);
+}
+
+TEST(ConfigValid, NothingToProbeIsAllowed) {
+  EXPECT_TRUE(parse("").targets.empty());
+  EXPECT_TRUE(parse("# only a comment\n").targets.empty());
+  EXPECT_TRUE(parse("targets: []\n").targets.empty());
+  EXPECT_TRUE(parse("targets:\n").targets.empty());
+  EXPECT_TRUE(parse("defaults:\n  interval: 1m\n").targets.empty());
+}
+
+TEST(ConfigValid, AddressForms) {
+  const Config config = parse(R"(
+targets:
+  - {name: name-port, address: "mx1.example.com:2525"}
+  - {name: bare-name, address: mx1.example.com}
+  - {name: v4-port, address: "192.0.2.1:587"}
+  - {name: bare-v4, address: 192.0.2.1}
+  - {name: v6-port, address: "[2001:db8::1]:465"}
+  - {name: bare-v6, address: "[::1]"}
+  - {name: trailing-dot, address: "mx1.example.com.:25"}
+  - {name: top-port, address: "mx1.example.com:65535"}
+)");
+  ASSERT_EQ(config.targets.size(), 8u);
+  const auto host_port = [&](std::size_t i) {
+    return config.targets[i].host + " " + std::to_string(config.targets[i].port);
+  };
+  EXPECT_EQ(host_port(0), "mx1.example.com 2525");
+  EXPECT_EQ(host_port(1), "mx1.example.com 25");
+  EXPECT_EQ(host_port(2), "192.0.2.1 587");
+  EXPECT_EQ(host_port(3), "192.0.2.1 25");
+  EXPECT_EQ(host_port(4), "2001:db8::1 465");  // the brackets are address syntax, not the host
+  EXPECT_EQ(host_port(5), "::1 25");
+  EXPECT_EQ(host_port(6), "mx1.example.com. 25");
+  EXPECT_EQ(host_port(7), "mx1.example.com 65535");
+}
+
+TEST(ConfigValid, MxTargets) {
+  const Config config = parse(R"(
+targets:
+  - name: a
+    mx: example.com
+  - name: b
+    mx: example.org
+    port: 587
+    mx_refresh: 1h
+)");
+  ASSERT_EQ(config.targets.size(), 2u);
+  EXPECT_EQ(config.targets[0].mx_domain, "example.com");
+  EXPECT_EQ(config.targets[0].port, 25);
+  EXPECT_EQ(config.targets[0].mx_refresh, 5min);
+  EXPECT_EQ(config.targets[1].port, 587);
+  EXPECT_EQ(config.targets[1].mx_refresh, 1h);
+}
+
+TEST(ConfigValid, DnsServers) {
+  const Config config = parse(R"(
+dns:
+  servers: ["127.0.0.1", "127.0.0.1:5353", "[::1]", "[2001:db8::53]:5353"]
+)");
+  EXPECT_EQ(config.dns.servers, (std::vector<std::string>{"127.0.0.1:53", "127.0.0.1:5353",
+                                                          "[::1]:53", "[2001:db8::53]:5353"}));
+  EXPECT_TRUE(parse("dns: {}\n").dns.servers.empty());
+  EXPECT_TRUE(parse("dns:\n  servers: []\n").dns.servers.empty());
+}
+
+TEST(ConfigValid, LabelsAndExpectHostname) {
+  const Config config = parse(R"yaml(
+targets:
+  - name: "mx1 (Zürich)"
+    address: mx1.example.com
+    expect_hostname: MX1.Example.COM.
+    labels:
+      team: mail
+      _tier: "1"
+      site: Zürich
+      empty: ""
+)yaml");
+  ASSERT_EQ(config.targets.size(), 1u);
+  const TargetConfig& t = config.targets[0];
+  EXPECT_EQ(t.name, "mx1 (Zürich)");
+  // Normalised as the banner parser normalises the greeting's hostname, so they compare.
+  EXPECT_EQ(t.expect_hostname, "mx1.example.com");
+  EXPECT_EQ(t.labels, (std::map<std::string, std::string>{
+                          {"team", "mail"}, {"_tier", "1"}, {"site", "Zürich"}, {"empty", ""}}));
+}
+
+TEST(ConfigValid, NameAtTheLengthLimit) {
+  const std::string name(128, 'n');
+  const Config config = parse("targets:\n  - name: " + name + "\n    address: mx1.example.com\n");
+  ASSERT_EQ(config.targets.size(), 1u);
+  EXPECT_EQ(config.targets[0].name, name);
+}
+
+TEST(ConfigValid, TimeoutJustBelowInterval) {
+  const Config config = parse(R"(
+targets:
+  - {name: a, address: mx1.example.com, interval: 1s, timeout: 999ms}
+)");
+  ASSERT_EQ(config.targets.size(), 1u);
+  EXPECT_EQ(config.targets[0].timeout, 999ms);
+}
+
+TEST(ConfigValid, ProbeTarget) {
+  const Config config = parse(R"(
+targets:
+  - name: a
+    address: "[2001:db8::1]:465"
+    helo_name: monitor.example.org
+    tls: implicit
+    timeout: 7s
+)");
+  ASSERT_EQ(config.targets.size(), 1u);
+  const ProbeTarget target = config.targets[0].probe_target();
+  EXPECT_EQ(target.host, "2001:db8::1");
+  EXPECT_EQ(target.port, 465);
+  EXPECT_EQ(target.helo_name, "monitor.example.org");
+  EXPECT_EQ(target.tls, TlsMode::kImplicit);
+  EXPECT_EQ(target.timeout, 7s);
+}
+
+// ---- errors that need no file ----
+
+TEST(ConfigErrors, UnreadableFile) {
+  const std::string missing = kDataDir + "/no-such-file.yml";
+  try {
+    load_config_file(missing, kHelo);
+    FAIL() << "loaded a missing file";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), missing + ": cannot read: No such file or directory");
+  }
+  try {
+    load_config_file(kDataDir, kHelo);
+    FAIL() << "loaded a directory";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), kDataDir + ": cannot read: Is a directory");
+  }
+}
+
+TEST(ConfigErrors, SourceNameIsUsedInMessages) {
+  EXPECT_EQ(error_of("targets: 1\n"),
+            "test.yml:1: targets: expected a list of targets, got a string");
+}
+
+TEST(ConfigErrors, TargetIndexIsZeroBased) {
+  EXPECT_EQ(error_of(R"(targets:
+  - {name: a, address: mx1.example.com}
+  - {name: b, address: mx1.example.com, tls: bogus}
+)"),
+            "test.yml:3: targets[1].tls: must be one of none, starttls, implicit, not \"bogus\"");
+}
+
+TEST(ConfigErrors, ValuesInMessagesAreEscapedAndCut) {
+  const std::string message =
+      error_of("defaults:\n  tls: \"a\\x01\\\"" + std::string(100, 'x') + "\"\n");
+  EXPECT_EQ(message,
+            "test.yml:2: defaults.tls: must be one of none, starttls, implicit, not "
+            "\"a\\x01\\\"" +
+                std::string(61, 'x') + "...\"");
+}
+
+TEST(ConfigErrors, NulCannotHideInAnAddress) {
+  EXPECT_EQ(error_of("targets:\n  - {name: a, address: \"192.0.2.1\\0x:25\"}\n"),
+            "test.yml:2: targets[0].address: invalid address \"192.0.2.1\\x00x:25\": invalid host "
+            "name \"192.0.2.1\\x00x\"");
+  EXPECT_EQ(error_of("dns:\n  servers: [\"127.0.0.1\\0\"]\n"),
+            "test.yml:2: dns.servers[0]: invalid DNS server \"127.0.0.1\\x00\": not an IP address: "
+            "\"127.0.0.1\\x00\"");
+}
+
+TEST(MachineHostname, IsAUsableHeloName) {
+  const std::string name = machine_hostname();
+  EXPECT_FALSE(name.empty());
+  // Whatever it is, the config loader must accept it as a HELO name.
+  EXPECT_NO_THROW(parse_config("defaults:\n  helo_name: \"" + name + "\"\n", "t.yml", kHelo));
+}
+
+// ---- one test per file pair in tests/data/config/invalid ----
+
+std::vector<std::string> invalid_cases() {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(kDataDir + "/invalid")) {
+    if (entry.path().extension() == ".yml") names.push_back(entry.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+class InvalidConfig : public testing::TestWithParam<std::string> {};
+
+TEST_P(InvalidConfig, FailsWithTheExpectedMessage) {
+  const std::string dir = kDataDir + "/invalid/";
+  const std::string expected_path = dir + GetParam() + ".expected";
+  ASSERT_TRUE(std::filesystem::exists(expected_path)) << "missing " << expected_path;
+  std::string expected = read_file(expected_path);
+  while (!expected.empty() && (expected.back() == '\n' || expected.back() == '\r')) {
+    expected.pop_back();
+  }
+
+  try {
+    load_config_file(dir + GetParam() + ".yml", kHelo);
+    FAIL() << GetParam() << ".yml loaded without error";
+  } catch (const ConfigError& e) {
+    std::string message = e.what();
+    // The expected text names the file without the checkout's directory.
+    ASSERT_EQ(message.rfind(dir, 0), 0u) << message;
+    message.erase(0, dir.size());
+    EXPECT_EQ(message, expected);
+  }
+}
+
+TEST(InvalidConfigData, EveryExpectedFileHasItsConfig) {
+  for (const auto& entry : std::filesystem::directory_iterator(kDataDir + "/invalid")) {
+    if (entry.path().extension() != ".expected") continue;
+    auto config = entry.path();
+    config.replace_extension(".yml");
+    EXPECT_TRUE(std::filesystem::exists(config)) << "no config for " << entry.path();
+  }
+  EXPECT_GE(invalid_cases().size(), 20u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, InvalidConfig, testing::ValuesIn(invalid_cases()),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace smtp

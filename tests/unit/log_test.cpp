@@ -1,0 +1,194 @@
+#include "exporter/log.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace smtp::log {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace std::string_view_literals;
+
+// 2026-11-29T06:20:00.123Z
+const std::chrono::system_clock::time_point kTs =
+    std::chrono::system_clock::time_point(std::chrono::seconds(1795933200)) + 123ms;
+
+TEST(FormatLine, LogfmtPlain) {
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, kTs, "started", {{"port", "9101"}}),
+            "ts=2026-11-29T06:20:00.123Z level=info msg=started port=9101");
+}
+
+TEST(FormatLine, LevelNames) {
+  EXPECT_EQ(format_line(Level::kDebug, Format::kLogfmt, kTs, "m"),
+            "ts=2026-11-29T06:20:00.123Z level=debug msg=m");
+  EXPECT_EQ(format_line(Level::kWarn, Format::kLogfmt, kTs, "m"),
+            "ts=2026-11-29T06:20:00.123Z level=warn msg=m");
+  EXPECT_EQ(format_line(Level::kError, Format::kJson, kTs, "m"),
+            R"({"ts":"2026-11-29T06:20:00.123Z","level":"error","msg":"m"})");
+}
+
+TEST(FormatLine, TimestampIsUtcWithMilliseconds) {
+  const auto epoch = std::chrono::system_clock::time_point{};
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, epoch, "m"),
+            "ts=1970-01-01T00:00:00.000Z level=info msg=m");
+  // Sub-millisecond parts are cut, not rounded: the line never claims a later time.
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, epoch + 999999us, "m"),
+            "ts=1970-01-01T00:00:00.999Z level=info msg=m");
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, epoch + 86400s + 7ms, "m"),
+            "ts=1970-01-02T00:00:00.007Z level=info msg=m");
+}
+
+TEST(FormatLine, LogfmtQuotesWhenNeeded) {
+  const auto line = [](std::string_view value) {
+    const std::string full = format_line(Level::kInfo, Format::kLogfmt, kTs, "m", {{"k", value}});
+    return full.substr(full.find(" k=") + 3);
+  };
+  EXPECT_EQ(line("plain"), "plain");
+  EXPECT_EQ(line("127.0.0.1:25"), "127.0.0.1:25");
+  EXPECT_EQ(line(""), R"("")");
+  EXPECT_EQ(line("two words"), R"("two words")");
+  EXPECT_EQ(line("a=b"), R"("a=b")");
+  EXPECT_EQ(line(R"(say "hi")"), R"("say \"hi\"")");
+  EXPECT_EQ(line("tab\there"), R"("tab\there")");
+  EXPECT_EQ(line("line1\nline2"), R"("line1\nline2")");
+  EXPECT_EQ(line("cr\r"), R"("cr\r")");
+  EXPECT_EQ(line("nul\0x"sv), R"("nul\u0000x")");
+  EXPECT_EQ(line("bell\x07"), R"("bell\u0007")");
+  EXPECT_EQ(line("del\x7f"), R"("del\u007f")");
+  // A backslash alone needs no quotes; inside quotes it is escaped.
+  EXPECT_EQ(line(R"(C:\dir)"), R"(C:\dir)");
+  EXPECT_EQ(line(R"(a b\c)"), R"("a b\\c")");
+  // Valid UTF-8 passes through unquoted; invalid bytes become U+FFFD escapes.
+  EXPECT_EQ(line("Zürich"), "Zürich");
+  EXPECT_EQ(line("bad\xff"), R"("bad\ufffd")");
+  EXPECT_EQ(line("\xc3"), R"("\ufffd")");
+  EXPECT_EQ(line("\xc0\xaf"), R"("\ufffd\ufffd")");  // overlong '/'
+}
+
+TEST(FormatLine, LogfmtMessageIsQuotedLikeAnyValue) {
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, kTs, "probe failed",
+                        {{"target", "mx1"}, {"reason", "connect timeout"}}),
+            R"(ts=2026-11-29T06:20:00.123Z level=info msg="probe failed" target=mx1 )"
+            R"(reason="connect timeout")");
+}
+
+TEST(FormatLine, LogfmtBadKeysCannotBreakTheLine) {
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, kTs, "m", {{"a b=\"c", "v"}, {"", "w"}}),
+            "ts=2026-11-29T06:20:00.123Z level=info msg=m a_b__c=v _=w");
+}
+
+TEST(FormatLine, Json) {
+  EXPECT_EQ(format_line(Level::kInfo, Format::kJson, kTs, "probe failed",
+                        {{"target", "mx1"}, {"reason", "connect timeout"}}),
+            R"({"ts":"2026-11-29T06:20:00.123Z","level":"info","msg":"probe failed",)"
+            R"("target":"mx1","reason":"connect timeout"})");
+}
+
+TEST(FormatLine, JsonEscaping) {
+  const auto value = [](std::string_view v) {
+    const std::string full = format_line(Level::kInfo, Format::kJson, kTs, "m", {{"k", v}});
+    const std::string prefix = R"("k":)";
+    return full.substr(full.find(prefix) + prefix.size(),
+                       full.size() - full.find(prefix) - prefix.size() - 1);
+  };
+  EXPECT_EQ(value(""), R"("")");
+  EXPECT_EQ(value("a=b c"), R"("a=b c")");
+  EXPECT_EQ(value(R"(q"b\)"), R"("q\"b\\")");
+  EXPECT_EQ(value("n\nr\rt\t"), R"("n\nr\rt\t")");
+  EXPECT_EQ(value("\b\f"), R"("\u0008\u000c")");
+  EXPECT_EQ(value("\0\x1f"sv), R"("\u0000\u001f")");
+  EXPECT_EQ(value("Zürich €"), R"("Zürich €")");
+  EXPECT_EQ(value("x\xfe"), R"("x\ufffd")");
+  EXPECT_EQ(value("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");  // a UTF-16 surrogate
+  // Keys are escaped too.
+  EXPECT_NE(
+      format_line(Level::kInfo, Format::kJson, kTs, "m", {{"a\"b", "v"}}).find(R"("a\"b":"v")"),
+      std::string::npos);
+  EXPECT_EQ(format_line(Level::kInfo, Format::kJson, kTs, "say \"hi\"\n"),
+            R"({"ts":"2026-11-29T06:20:00.123Z","level":"info","msg":"say \"hi\"\n"})");
+}
+
+TEST(ParseLevelAndFormat, AcceptsTheFlagValues) {
+  Level level = Level::kError;
+  EXPECT_TRUE(parse_level("debug", level));
+  EXPECT_EQ(level, Level::kDebug);
+  EXPECT_TRUE(parse_level("info", level));
+  EXPECT_EQ(level, Level::kInfo);
+  EXPECT_TRUE(parse_level("warn", level));
+  EXPECT_EQ(level, Level::kWarn);
+  EXPECT_TRUE(parse_level("error", level));
+  EXPECT_EQ(level, Level::kError);
+  for (const char* bad : {"", "INFO", "warning", "fatal", "info "}) {
+    EXPECT_FALSE(parse_level(bad, level)) << bad;
+  }
+
+  Format format = Format::kLogfmt;
+  EXPECT_TRUE(parse_format("json", format));
+  EXPECT_EQ(format, Format::kJson);
+  EXPECT_TRUE(parse_format("logfmt", format));
+  EXPECT_EQ(format, Format::kLogfmt);
+  EXPECT_FALSE(parse_format("text", format));
+  EXPECT_FALSE(parse_format("", format));
+}
+
+TEST(Enabled, FollowsTheConfiguredLevel) {
+  configure(Level::kWarn, Format::kLogfmt);
+  EXPECT_FALSE(enabled(Level::kDebug));
+  EXPECT_FALSE(enabled(Level::kInfo));
+  EXPECT_TRUE(enabled(Level::kWarn));
+  EXPECT_TRUE(enabled(Level::kError));
+  configure(Level::kDebug, Format::kLogfmt);
+  EXPECT_TRUE(enabled(Level::kDebug));
+  configure(Level::kInfo, Format::kLogfmt);
+}
+
+// Runs `body` with stderr sent to a temporary file and returns what was written.
+template <typename Body>
+std::string capture_stderr(Body body) {
+  char path[] = "/tmp/log_test_XXXXXX";
+  const int fd = ::mkstemp(path);
+  EXPECT_GE(fd, 0);
+  ::unlink(path);
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+  body();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::string out;
+  char buffer[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) out.append(buffer, n);
+  ::close(fd);
+  return out;
+}
+
+TEST(Write, WritesOneLineInTheConfiguredFormatAndFiltersByLevel) {
+  const std::string out = capture_stderr([] {
+    configure(Level::kInfo, Format::kJson);
+    write(Level::kDebug, "hidden");
+    write(Level::kInfo, "shown", {{"k", "v w"}});
+    configure(Level::kInfo, Format::kLogfmt);
+    write(Level::kError, "also shown", {{"k", "v"}});
+  });
+  const std::size_t first_end = out.find('\n');
+  ASSERT_NE(first_end, std::string::npos) << out;
+  const std::string first = out.substr(0, first_end);
+  const std::string second = out.substr(first_end + 1);
+  EXPECT_EQ(out.find("hidden"), std::string::npos);
+  EXPECT_EQ(first.rfind(R"({"ts":")", 0), 0u) << first;
+  EXPECT_NE(first.find(R"("level":"info","msg":"shown","k":"v w"})"), std::string::npos) << first;
+  EXPECT_EQ(second.rfind("ts=", 0), 0u) << second;
+  EXPECT_NE(second.find(" level=error msg=\"also shown\" k=v\n"), std::string::npos) << second;
+  EXPECT_EQ(second.back(), '\n');
+  EXPECT_EQ(second.find('\n'), second.size() - 1);
+}
+
+}  // namespace
+}  // namespace smtp::log

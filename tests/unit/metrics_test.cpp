@@ -1,0 +1,222 @@
+// ProbeResult -> text exposition: names, types, labels, and which series exist when.
+#include "exporter/metrics.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
+
+#include "probes/banner.h"
+#include "probes/reply.h"
+
+namespace smtp {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TargetConfig make_target(std::string name) {
+  TargetConfig target;
+  target.name = std::move(name);
+  target.host = "127.0.0.1";
+  return target;
+}
+
+ProbeResult successful_probe(std::string banner_line = "220 mx.test.local ESMTP Postfix") {
+  ProbeResult result;
+  result.phase_durations[static_cast<std::size_t>(Phase::kConnect)] = 1ms;
+  result.phase_durations[static_cast<std::size_t>(Phase::kGreeting)] = 150ms;
+  result.phase_durations[static_cast<std::size_t>(Phase::kEhlo)] = 2ms;
+  result.phase_durations[static_cast<std::size_t>(Phase::kQuit)] = 1ms;
+  result.greeting_latency = 150ms;
+  result.total = 154ms;
+  result.greeting_code = 220;
+  result.ehlo_code = 250;
+  result.quit_code = 221;
+  result.banner = parse_banner(parse_reply(banner_line + "\r\n").reply);
+  return result;
+}
+
+std::string render(const std::vector<TargetSeries>& targets) {
+  std::string out;
+  render_target_series(targets, out);
+  return out;
+}
+
+std::vector<std::string> lines_starting_with(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> found;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) found.push_back(line);
+  }
+  return found;
+}
+
+TEST(MetricsTest, SuccessfulProbeGivesTheContractSeries) {
+  TargetConfig target = make_target("postfix");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  record_probe(series, successful_probe(), target, 1700000000.5);
+  std::string text = render({series});
+
+  EXPECT_THAT(text, HasSubstr("# TYPE smtp_probe_success gauge\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_probe_success{target=\"postfix\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_seconds{target=\"postfix\"} 0.15\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE smtp_greeting_duration_seconds histogram\n"));
+  EXPECT_THAT(
+      text, HasSubstr("smtp_greeting_duration_seconds_bucket{target=\"postfix\",le=\"0.1\"} 0\n"));
+  EXPECT_THAT(
+      text, HasSubstr("smtp_greeting_duration_seconds_bucket{target=\"postfix\",le=\"0.25\"} 1\n"));
+  EXPECT_THAT(
+      text, HasSubstr("smtp_greeting_duration_seconds_bucket{target=\"postfix\",le=\"+Inf\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_duration_seconds_count{target=\"postfix\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_phase_seconds{target=\"postfix\",phase=\"greeting\"} 0.15\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_probe_duration_seconds{target=\"postfix\"} 0.154\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_code{target=\"postfix\"} 220\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_quit_code{target=\"postfix\"} 221\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_quit_success{target=\"postfix\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_banner_info{target=\"postfix\",hostname=\"mx.test.local\","
+                              "software=\"postfix\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE smtp_probes_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_probes_total{target=\"postfix\",result=\"success\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_last_probe_timestamp_seconds{target=\"postfix\"} 1700000000.5\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_starttls_advertised{target=\"postfix\"} 0\n"));
+  // Phases that did not run have no series; without expect_hostname there is no match gauge.
+  EXPECT_THAT(text, Not(HasSubstr("phase=\"resolve\"")));
+  EXPECT_THAT(text, Not(HasSubstr("phase=\"starttls\"")));
+  EXPECT_THAT(text, Not(HasSubstr("smtp_banner_hostname_match{")));
+}
+
+TEST(MetricsTest, NoSeriesBeforeTheFirstProbe) {
+  TargetSeries series;
+  series.labels = render_target_labels(make_target("fresh"));
+  std::string text = render({series});
+  EXPECT_THAT(text, Not(HasSubstr("fresh")));
+  EXPECT_THAT(text, HasSubstr("# TYPE smtp_probe_success gauge"));  // families still declared
+}
+
+TEST(MetricsTest, FailedProbeCountsItsReasonAndZeroesCodes) {
+  TargetConfig target = make_target("down");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  record_probe(series, successful_probe(), target, 1);
+  ProbeResult refused;
+  refused.failure = FailureReason::kConnectRefused;
+  refused.failed_phase = Phase::kConnect;
+  refused.phase_durations[static_cast<std::size_t>(Phase::kConnect)] = 1ms;
+  refused.total = 1ms;
+  record_probe(series, refused, target, 2);
+  record_probe(series, refused, target, 3);
+  std::string text = render({series});
+  EXPECT_THAT(text, HasSubstr("smtp_probe_success{target=\"down\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_code{target=\"down\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_quit_code{target=\"down\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_seconds{target=\"down\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_probes_total{target=\"down\",result=\"connect_refused\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_probes_total{target=\"down\",result=\"success\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("phase=\"greeting\"")));  // the last probe had no greeting
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_duration_seconds_count{target=\"down\"} 1\n"));
+  // The last banner seen stays, so an outage still shows who used to answer.
+  EXPECT_THAT(text, HasSubstr("smtp_banner_info{target=\"down\",hostname=\"mx.test.local\""));
+}
+
+TEST(MetricsTest, ChangingBannerDateKeepsOneInfoSeries) {
+  TargetConfig target = make_target("exim");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  for (int second = 0; second < 20; ++second) {
+    record_probe(series,
+                 successful_probe("220 mx.test.local ESMTP Exim 4.96 Sun, 29 Nov 2026 06:00:" +
+                                  std::to_string(10 + second) + " +0000"),
+                 target, second);
+  }
+  std::string text = render({series});
+  auto info = lines_starting_with(text, "smtp_banner_info{");
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0],
+            "smtp_banner_info{target=\"exim\",hostname=\"mx.test.local\","
+            "software=\"exim\"} 1");
+}
+
+TEST(MetricsTest, HostnameMatchOnlyWhereExpected) {
+  TargetConfig target = make_target("checked");
+  target.expect_hostname = "mx.test.local";
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  record_probe(series, successful_probe(), target, 1);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_banner_hostname_match{target=\"checked\"} 1\n"));
+  record_probe(series, successful_probe("220 other.test.local ESMTP"), target, 2);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_banner_hostname_match{target=\"checked\"} 0\n"));
+}
+
+TEST(MetricsTest, StaticLabelsAreSortedAndEscaped) {
+  TargetConfig target = make_target("we\"ird\\name");
+  target.labels = {{"team", "mail"}, {"env", "line\nbreak"}};
+  EXPECT_EQ(render_target_labels(target),
+            "target=\"we\\\"ird\\\\name\",env=\"line\\nbreak\",team=\"mail\"");
+}
+
+TEST(MetricsTest, HistogramBucketsAreCumulative) {
+  TargetConfig target = make_target("h");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  for (auto latency : {3ms, 30ms, 300ms, 3000ms, 30000ms}) {
+    ProbeResult r = successful_probe();
+    r.greeting_latency = latency;
+    record_probe(series, r, target, 1);
+  }
+  std::string text = render({series});
+  EXPECT_THAT(text, HasSubstr("_bucket{target=\"h\",le=\"0.005\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("_bucket{target=\"h\",le=\"0.05\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("_bucket{target=\"h\",le=\"0.5\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("_bucket{target=\"h\",le=\"5\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("_bucket{target=\"h\",le=\"10\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("_bucket{target=\"h\",le=\"+Inf\"} 5\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_greeting_duration_seconds_sum{target=\"h\"} 33.333\n"));
+}
+
+TEST(MetricsTest, FamiliesAreContiguousAcrossTargets) {
+  std::vector<TargetSeries> all;
+  for (std::string name : {"a", "b", "c"}) {
+    TargetConfig target = make_target(name);
+    TargetSeries series;
+    series.labels = render_target_labels(target);
+    record_probe(series, successful_probe(), target, 1);
+    all.push_back(series);
+  }
+  std::string text = render(all);
+  // Every sample of a family follows its TYPE line before the next family starts.
+  std::istringstream in(text);
+  std::string family;
+  std::set<std::string> seen;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      family = line.substr(7, line.find(' ', 7) - 7);
+      EXPECT_TRUE(seen.insert(family).second) << family << " declared twice";
+    } else if (line[0] != '#') {
+      EXPECT_EQ(line.rfind(family, 0), 0u) << line << " outside its family " << family;
+    }
+  }
+  EXPECT_EQ(lines_starting_with(text, "smtp_probe_success{").size(), 3u);
+}
+
+TEST(MetricsTest, ExporterMetricsRenderWithPrometheusCpp) {
+  ExporterMetrics metrics;
+  metrics.set_config_reload(true, 1700000000);
+  metrics.set_targets(3);
+  metrics.observe_schedule_lag(2ms);
+  std::string text = metrics.render();
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_config_last_reload_successful 1"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_targets 3"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_schedule_lag_seconds_count 1"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_build_info{"));
+  EXPECT_THAT(text, HasSubstr("process_open_fds"));
+  metrics.set_config_reload(false, 1700000100);
+  EXPECT_THAT(metrics.render(), HasSubstr("smtp_exporter_config_last_reload_successful 0"));
+}
+
+}  // namespace
+}  // namespace smtp

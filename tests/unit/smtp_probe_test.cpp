@@ -1,0 +1,359 @@
+// The probe against a scripted fake server on loopback: every failure reason the dialogue can
+// produce, the codes, and the phase timings.
+#include "probes/smtp_probe.h"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "probes/resolve.h"
+#include "tests/support/fake_dns_server.h"
+#include "tests/support/fake_smtp_server.h"
+
+namespace smtp {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeSmtpServer;
+using testing::Step;
+
+class SmtpProbeTest : public ::testing::Test {
+ protected:
+  ProbeResult probe(std::uint16_t port, std::chrono::milliseconds timeout = 2s) {
+    ProbeTarget target;
+    target.host = "127.0.0.1";
+    target.port = port;
+    target.helo_name = "monitor.test.local";
+    target.timeout = timeout;
+    std::optional<ProbeResult> result;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { result = co_await run_probe(target); },
+        asio::detached);
+    // The fake server keeps accepting, so run() would never return: run until the probe is done.
+    while (!result) io_.run_one();
+    return *result;
+  }
+
+  ProbeResult probe_script(std::vector<Step> script, std::chrono::milliseconds timeout = 2s) {
+    server_.emplace(io_, std::move(script));
+    return probe(server_->port(), timeout);
+  }
+
+  asio::io_context io_;
+  std::optional<FakeSmtpServer> server_;
+};
+
+std::chrono::milliseconds ms(std::optional<std::chrono::nanoseconds> d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d.value_or(-1ms));
+}
+
+TEST_F(SmtpProbeTest, PoliteServerSucceeds) {
+  ProbeResult r = probe_script(testing::polite_dialogue());
+  EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
+  EXPECT_TRUE(r.success());
+  EXPECT_EQ(r.greeting_code, 220);
+  EXPECT_EQ(r.ehlo_code, 250);
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_TRUE(r.quit_success());
+  EXPECT_FALSE(r.helo_fallback);
+  ASSERT_TRUE(r.banner.has_value());
+  EXPECT_EQ(r.banner->hostname, "fake.test.local");
+  EXPECT_EQ(r.peer, "127.0.0.1:" + std::to_string(server_->port()));
+  // An IP literal needs no lookup: the resolve phase did not run.
+  EXPECT_FALSE(r.phase(Phase::kResolve).has_value());
+  for (Phase p : {Phase::kConnect, Phase::kGreeting, Phase::kEhlo, Phase::kQuit}) {
+    EXPECT_TRUE(r.phase(p).has_value()) << phase_name(p);
+  }
+  EXPECT_FALSE(r.phase(Phase::kStartTls).has_value());
+  EXPECT_TRUE(r.greeting_latency.has_value());
+  EXPECT_GE(r.total, *r.phase(Phase::kGreeting));
+  EXPECT_EQ(server_->received_lines(),
+            (std::vector<std::string>{"EHLO monitor.test.local", "QUIT"}));
+  EXPECT_TRUE(server_->script_errors().empty());
+}
+
+TEST_F(SmtpProbeTest, TranscriptRecordsBothDirections) {
+  ProbeResult r = probe_script(testing::polite_dialogue());
+  ASSERT_GE(r.transcript.size(), 6u);
+  EXPECT_EQ(r.transcript[0].direction, TranscriptLine::Direction::kReceived);
+  EXPECT_EQ(r.transcript[0].text, "220 fake.test.local ESMTP ready");
+  EXPECT_EQ(r.transcript[1].direction, TranscriptLine::Direction::kSent);
+  EXPECT_EQ(r.transcript[1].text, "EHLO monitor.test.local");
+  EXPECT_EQ(r.transcript.back().text, "221 2.0.0 Bye");
+  for (std::size_t i = 1; i < r.transcript.size(); ++i) {
+    EXPECT_GE(r.transcript[i].at, r.transcript[i - 1].at);
+  }
+}
+
+TEST_F(SmtpProbeTest, DelayedGreetingIsMeasuredFromConnect) {
+  auto script = testing::polite_dialogue();
+  script.insert(script.begin(), testing::delay(150ms));
+  ProbeResult r = probe_script(script);
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  // Not a speed test: the delay must show, and nothing unrelated may be added to it.
+  EXPECT_GE(ms(r.greeting_latency), 150ms);
+  EXPECT_LT(ms(r.greeting_latency), 150ms + 500ms);
+  EXPECT_GE(ms(r.phase(Phase::kGreeting)), 150ms);
+  EXPECT_LT(ms(r.phase(Phase::kConnect)), 150ms);
+}
+
+TEST_F(SmtpProbeTest, MultiLineGreetingEndsAtItsLastLine) {
+  ProbeResult r = probe_script({testing::send("220-fake.test.local first\r\n"),
+                                testing::delay(120ms), testing::send("220 second\r\n"),
+                                testing::expect("EHLO"), testing::send("250 ok\r\n"),
+                                testing::expect("QUIT"), testing::send("221 bye\r\n")});
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_GE(ms(r.greeting_latency), 120ms);
+  EXPECT_EQ(r.banner->hostname, "fake.test.local");
+}
+
+TEST_F(SmtpProbeTest, RefusedConnection) {
+  testing::RefusingPort refusing(io_);
+  ProbeResult r = probe(refusing.port());
+  EXPECT_EQ(r.failure, FailureReason::kConnectRefused);
+  EXPECT_EQ(r.failed_phase, Phase::kConnect);
+  EXPECT_EQ(r.greeting_code, 0);
+  EXPECT_EQ(r.quit_code, 0);
+  EXPECT_FALSE(r.phase(Phase::kGreeting).has_value());
+}
+
+TEST_F(SmtpProbeTest, ConnectTimeout) {
+  testing::BlackholePort blackhole(io_);
+  ProbeResult r = probe(blackhole.port(), 300ms);
+  EXPECT_EQ(r.failure, FailureReason::kConnectTimeout) << r.error_detail;
+  EXPECT_GE(ms(r.total), 300ms);
+}
+
+TEST_F(SmtpProbeTest, SilentServerIsGreetingTimeout) {
+  ProbeResult r = probe_script({testing::stall()}, 300ms);
+  EXPECT_EQ(r.failure, FailureReason::kGreetingTimeout);
+  EXPECT_EQ(r.failed_phase, Phase::kGreeting);
+  EXPECT_GE(ms(r.total), 300ms);
+  EXPECT_FALSE(r.greeting_latency.has_value());
+}
+
+TEST_F(SmtpProbeTest, DribbledGreetingIsGreetingTimeout) {
+  // A byte every 50ms never completes the line within the 300ms deadline.
+  ProbeResult r = probe_script(testing::dribble("220 slow.test.local ESMTP\r\n", 50ms), 300ms);
+  EXPECT_EQ(r.failure, FailureReason::kGreetingTimeout);
+  ASSERT_FALSE(r.transcript.empty());
+  EXPECT_EQ(r.transcript.front().text.substr(0, 3), "220");  // the partial line is kept
+}
+
+TEST_F(SmtpProbeTest, RejectingGreetingStillSendsQuit) {
+  ProbeResult r = probe_script({testing::send("554 5.3.2 fake.test.local no service\r\n"),
+                                testing::expect("QUIT"), testing::send("221 2.0.0 Bye\r\n")});
+  EXPECT_EQ(r.failure, FailureReason::kGreetingRejected);
+  EXPECT_EQ(r.greeting_code, 554);
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_TRUE(r.phase(Phase::kQuit).has_value());
+  EXPECT_FALSE(r.phase(Phase::kEhlo).has_value());
+  EXPECT_EQ(server_->received_lines(), std::vector<std::string>{"QUIT"});
+}
+
+TEST_F(SmtpProbeTest, TemporaryRejection421) {
+  ProbeResult r = probe_script({testing::send("421 4.3.2 busy, try later\r\n"), testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kGreetingRejected);
+  EXPECT_EQ(r.greeting_code, 421);
+  EXPECT_EQ(r.quit_code, 0);
+}
+
+TEST_F(SmtpProbeTest, GarbageIsMalformed) {
+  for (std::string garbage :
+       {std::string("HTTP/1.1 400 Bad Request\r\n"), std::string("220\0 nul\r\n", 10),
+        std::string("999 nope\r\n"), std::string("\x16\x03\x01\x02\x00\x01\x00", 7)}) {
+    ProbeResult r = probe_script({testing::send(garbage), testing::stall()}, 1s);
+    EXPECT_EQ(r.failure, FailureReason::kGreetingMalformed) << garbage;
+    EXPECT_EQ(r.greeting_code, 0);
+  }
+}
+
+TEST_F(SmtpProbeTest, OverlongLine) {
+  ProbeResult r =
+      probe_script({testing::send("220 " + std::string(3000, 'a') + "\r\n"), testing::stall()});
+  EXPECT_EQ(r.failure, FailureReason::kLineTooLong);
+  EXPECT_EQ(r.failed_phase, Phase::kGreeting);
+}
+
+TEST_F(SmtpProbeTest, EndlessLineWithoutNewlineIsCutAtTheLimit) {
+  // The server never ends the line; the probe stops reading at the limit, not at the deadline.
+  ProbeResult r =
+      probe_script({testing::send("220 " + std::string(10000, 'b')), testing::stall()}, 5s);
+  EXPECT_EQ(r.failure, FailureReason::kLineTooLong);
+  EXPECT_LT(ms(r.total), 5s);
+}
+
+TEST_F(SmtpProbeTest, TooManyLines) {
+  std::string reply;
+  for (int i = 0; i < 150; ++i) reply += "220-line\r\n";
+  ProbeResult r = probe_script({testing::send(reply + "220 end\r\n"), testing::stall()});
+  EXPECT_EQ(r.failure, FailureReason::kLineTooLong);
+}
+
+TEST_F(SmtpProbeTest, CloseBeforeGreeting) {
+  ProbeResult r = probe_script({testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kConnectionClosed);
+  EXPECT_EQ(r.failed_phase, Phase::kGreeting);
+}
+
+TEST_F(SmtpProbeTest, ResetAfterGreeting) {
+  ProbeResult r = probe_script(
+      {testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"), testing::reset()});
+  EXPECT_EQ(r.failure, FailureReason::kConnectionClosed);
+  EXPECT_EQ(r.failed_phase, Phase::kEhlo);
+  EXPECT_EQ(r.greeting_code, 220);
+}
+
+TEST_F(SmtpProbeTest, CloseInsteadOfAnsweringQuit) {
+  ProbeResult r =
+      probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                    testing::send("250 ok\r\n"), testing::expect("QUIT"), testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kConnectionClosed);
+  EXPECT_EQ(r.failed_phase, Phase::kQuit);
+  EXPECT_EQ(r.quit_code, 0);
+}
+
+TEST_F(SmtpProbeTest, SilenceAfterEhloIsEhloTimeout) {
+  ProbeResult r = probe_script(
+      {testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"), testing::stall()}, 300ms);
+  EXPECT_EQ(r.failure, FailureReason::kEhloTimeout);
+  EXPECT_EQ(r.greeting_code, 220);
+}
+
+TEST_F(SmtpProbeTest, EhloRefusedFallsBackToHelo) {
+  ProbeResult r = probe_script({testing::send("220 old.test.local\r\n"), testing::expect("EHLO"),
+                                testing::send("502 5.5.2 command not recognised\r\n"),
+                                testing::expect("HELO monitor.test.local"),
+                                testing::send("250 old.test.local\r\n"), testing::expect("QUIT"),
+                                testing::send("221 bye\r\n")});
+  EXPECT_TRUE(r.success()) << r.error_detail;
+  EXPECT_TRUE(r.helo_fallback);
+  EXPECT_EQ(r.ehlo_code, 250);
+  EXPECT_TRUE(server_->script_errors().empty());
+}
+
+TEST_F(SmtpProbeTest, EhloAndHeloRefused) {
+  ProbeResult r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                                testing::send("550 go away\r\n"), testing::expect("HELO"),
+                                testing::send("550 really\r\n"), testing::expect("QUIT"),
+                                testing::send("221 bye\r\n")});
+  EXPECT_EQ(r.failure, FailureReason::kEhloRejected);
+  EXPECT_EQ(r.ehlo_code, 550);
+  EXPECT_EQ(r.quit_code, 221);  // QUIT is still said, and its answer kept
+}
+
+TEST_F(SmtpProbeTest, TemporaryEhloRefusalIsNotRetriedWithHelo) {
+  ProbeResult r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                                testing::send("421 shutting down\r\n"), testing::expect("QUIT"),
+                                testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kEhloRejected);
+  EXPECT_FALSE(r.helo_fallback);
+}
+
+TEST_F(SmtpProbeTest, SilenceAfterQuitIsQuitTimeout) {
+  ProbeResult r =
+      probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                    testing::send("250 ok\r\n"), testing::expect("QUIT"), testing::stall()},
+                   400ms);
+  EXPECT_EQ(r.failure, FailureReason::kQuitTimeout);
+  EXPECT_EQ(r.quit_code, 0);
+  EXPECT_EQ(r.ehlo_code, 250);
+}
+
+TEST_F(SmtpProbeTest, QuitAnsweredWithWrongCode) {
+  ProbeResult r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                                testing::send("250 ok\r\n"), testing::expect("QUIT"),
+                                testing::send("500 what\r\n"), testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kQuitUnexpectedCode);
+  EXPECT_EQ(r.quit_code, 500);
+  EXPECT_FALSE(r.quit_success());
+}
+
+TEST_F(SmtpProbeTest, StarttlsAdvertisedIsSeen) {
+  ProbeResult r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                                testing::send("250-fake\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
+                                testing::expect("QUIT"), testing::send("221 bye\r\n")});
+  EXPECT_TRUE(r.success());
+  EXPECT_TRUE(r.starttls_advertised);
+}
+
+TEST_F(SmtpProbeTest, RepliesSplitAcrossReadsAndBareLf) {
+  ProbeResult r =
+      probe_script({testing::send("22"), testing::delay(20ms), testing::send("0 fake.test.local\n"),
+                    testing::expect("EHLO"), testing::send("250-a\n"), testing::delay(20ms),
+                    testing::send("250 b\n"), testing::expect("QUIT"), testing::send("221 bye\n")});
+  EXPECT_TRUE(r.success()) << r.error_detail;
+}
+
+TEST_F(SmtpProbeTest, TranscriptIsCapped) {
+  std::string long_reply;
+  for (int i = 0; i < 90; ++i) long_reply += "250-" + std::string(100, 'x') + "\r\n";
+  ProbeResult r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                                testing::send(long_reply + "250 end\r\n"), testing::expect("QUIT"),
+                                testing::send("221 bye\r\n")});
+  EXPECT_TRUE(r.success());
+  EXPECT_TRUE(r.transcript_truncated);
+  std::size_t bytes = 0;
+  for (const auto& line : r.transcript) bytes += line.text.size();
+  EXPECT_LE(bytes, ProbeOptions{}.transcript_limit_bytes);
+}
+
+// --- targets given by name, resolved through the c-ares Resolver and a fake DNS server ---------
+
+class SmtpProbeByNameTest : public SmtpProbeTest {
+ protected:
+  ProbeResult probe_name(const std::string& name, std::uint16_t port,
+                         std::chrono::milliseconds timeout = 2s) {
+    ProbeTarget target;
+    target.host = name;
+    target.port = port;
+    target.helo_name = "monitor.test.local";
+    target.timeout = timeout;
+    ProbeOptions options;
+    options.resolver = &resolver_;
+    std::optional<ProbeResult> result;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { result = co_await run_probe(target, options); },
+        asio::detached);
+    while (!result) io_.run_one();
+    return *result;
+  }
+
+  testing::FakeDnsServer dns_;
+  // c-ares' own retries are slower than any probe deadline here: the deadline decides.
+  Resolver resolver_{io_.get_executor(), ResolverOptions{{dns_.address()}, 10s, 1}};
+};
+
+TEST_F(SmtpProbeByNameTest, NxDomainIsResolveError) {
+  dns_.set("gone.test.example", testing::DnsAnswer::nxdomain());
+  ProbeResult r = probe_name("gone.test.example", 25);
+  EXPECT_EQ(r.failure, FailureReason::kResolveError);
+  EXPECT_EQ(r.failed_phase, Phase::kResolve);
+  EXPECT_NE(r.error_detail.find("host not found"), std::string::npos) << r.error_detail;
+  EXPECT_TRUE(r.phase(Phase::kResolve).has_value());
+  EXPECT_FALSE(r.phase(Phase::kConnect).has_value());
+}
+
+TEST_F(SmtpProbeByNameTest, SilentDnsIsResolveTimeout) {
+  dns_.set("silent.test.example", testing::DnsAnswer::silence());
+  ProbeResult r = probe_name("silent.test.example", 25, 300ms);
+  EXPECT_EQ(r.failure, FailureReason::kResolveTimeout) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kResolve);
+  EXPECT_GE(ms(r.total), 300ms);
+  EXPECT_FALSE(r.phase(Phase::kConnect).has_value());
+}
+
+TEST_F(SmtpProbeByNameTest, NameResolvingToTheFakeServerSucceeds) {
+  server_.emplace(io_, testing::polite_dialogue());
+  dns_.set("mx.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}));
+  ProbeResult r = probe_name("mx.test.example", server_->port());
+  EXPECT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + std::to_string(server_->port()));
+  EXPECT_TRUE(r.phase(Phase::kResolve).has_value());
+  EXPECT_TRUE(r.phase(Phase::kConnect).has_value());
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_EQ(dns_.questions().front().first, "mx.test.example");
+}
+
+}  // namespace
+}  // namespace smtp
