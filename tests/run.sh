@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# tests/run.sh: the whole test suite, from any directory, on a fresh Debian 12 as root.
+#   1. installs the build and test dependencies (tests/support/install_deps.sh build test)
+#   2. checks the formatting of every C++ file (clang-format --dry-run --Werror) and lints the
+#      shell scripts (shellcheck)
+#   3. configures and builds in build/ (CMake, Ninja, RelWithDebInfo)
+#   4. runs ctest: unit tests, then the integration tests (real Postfix, Exim, Prometheus)
+# Exits non-zero if any step fails; a formatting or lint failure does not stop the build and tests, so
+# one run shows everything that is wrong.
+# Environment: SKIP_DEPS=1 skips step 1; JOBS (default: cores) for ninja and ctest;
+# CTEST_ARGS (e.g. "-L unit" or "-R mta") is passed on to ctest.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=${JOBS:-$(nproc)}
+build_dir=$root/build
+failed=()
+
+step() { printf '\n==== %s\n' "$*"; }
+
+if [[ -z ${SKIP_DEPS:-} ]]; then
+  step "dependencies"
+  tests/support/install_deps.sh build test
+fi
+
+step "clang-format"
+mapfile -t sources < <(find probes exporter tests -type f \( -name '*.cpp' -o -name '*.h' \) | sort)
+unformatted=()
+for f in "${sources[@]}"; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done
+if ((${#unformatted[@]} == 0)); then
+  echo "${#sources[@]} files formatted as .clang-format says"
+else
+  echo "not formatted as .clang-format says (fix with: clang-format -i FILE...):"
+  printf '  %s\n' "${unformatted[@]}"
+  failed+=(clang-format)
+fi
+
+step "shellcheck"
+mapfile -t scripts < <(find tests deploy -type f -name '*.sh' | sort)
+scripts+=(.ci/run)
+if shellcheck -x -P tests/integration "${scripts[@]}"; then
+  echo "${#scripts[@]} shell scripts pass shellcheck"
+else
+  failed+=(shellcheck)
+fi
+
+step "configure and build ($build_dir)"
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if ! ninja -C "$build_dir" -j "$jobs"; then
+  echo "build failed"
+  exit 1
+fi
+
+step "ctest"
+# shellcheck disable=SC2086 # CTEST_ARGS is a list of words
+if ! ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" ${CTEST_ARGS:-}; then
+  failed+=(ctest)
+fi
+
+if ((${#failed[@]})); then
+  printf '\nFAILED: %s\n' "${failed[*]}"
+  exit 1
+fi
+printf '\nAll checks passed.\n'
