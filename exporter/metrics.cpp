@@ -199,6 +199,8 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
 }
 
 void render_target_series(const std::vector<TargetSeries>& targets, std::string& out) {
+  // ~2 KB a target: growing the buffer once instead of doubling it through 20 MB.
+  out.reserve(out.size() + targets.size() * 2200);
   render_gauge(targets, out, "smtp_probe_success",
                "1 if the last probe got a 220 greeting, completed any TLS asked for, and QUIT was "
                "answered with 221.",
