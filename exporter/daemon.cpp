@@ -273,6 +273,8 @@ class Daemon {
     std::shared_ptr<Resolver> resolver = resolver_;
     ProbeOptions options;
     options.resolver = resolver.get();
+    // The transcript is only read by the debug log: without it a probe allocates a third less.
+    options.transcript_limit_bytes = log::enabled(log::Level::kDebug) ? 4096 : 0;
     ProbeResult result = co_await run_probe(*probe, options);
     if (!target->removed) {
       record_probe(target->series, result, *config, unix_now());
@@ -365,6 +367,27 @@ class Daemon {
                   {"phase", phase},
                   {"err", result.error_detail}});
     }
+    if (!log::enabled(log::Level::kDebug)) return;
+    for (const TranscriptLine& line : result.transcript) {
+      log::write(
+          log::Level::kDebug, "dialogue",
+          {{"target", config.name},
+           {"ms", std::to_string(std::chrono::duration<double, std::milli>(line.at).count())},
+           {"dir", transcript_direction(line.direction)},
+           {"line", line.text}});
+    }
+  }
+
+  static std::string_view transcript_direction(TranscriptLine::Direction direction) {
+    switch (direction) {
+      case TranscriptLine::Direction::kSent:
+        return "sent";
+      case TranscriptLine::Direction::kReceived:
+        return "received";
+      case TranscriptLine::Direction::kNote:
+        return "note";
+    }
+    return "";
   }
 
   // --- signals and HTTP --------------------------------------------------------------------
