@@ -213,6 +213,17 @@ pick_port() {
   return 1
 }
 
+# pick_dns_port: pick_port, also free for UDP (a DNS server binds both).
+pick_dns_port() {
+  local port i
+  for ((i = 0; i < 20; i++)); do
+    port=$(pick_port) || return 1
+    [[ -z $(ss -Huan "( sport = :$port )") ]] && echo "$port" && return 0
+  done
+  echo "pick_dns_port: no port free for both TCP and UDP" >&2
+  return 1
+}
+
 # port_open HOST PORT: something accepts a TCP connection there.
 # shellcheck disable=SC2016 # expanded by the inner bash
 port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
@@ -230,11 +241,11 @@ _port_or_dead() {
   return 1
 }
 
-# smtp_banner PORT: prints the first line the server at 127.0.0.1:PORT sends (CR stripped), then
-# says QUIT.
+# smtp_banner PORT [HOST]: prints the first line the server at HOST:PORT (default 127.0.0.1)
+# sends (CR stripped), then says QUIT.
 smtp_banner() {
   local line fd
-  exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+  exec {fd}<>"/dev/tcp/${2:-127.0.0.1}/$1" || return 1
   IFS= read -r -t 5 -u "$fd" line || true
   { printf 'QUIT\r\n' 1>&"$fd"; } 2>/dev/null || true
   exec {fd}<&-
@@ -280,17 +291,74 @@ make_test_cert() {
   chmod 600 "$dir/key.pem"
 }
 
+# make_test_ca DIR [SERVER_DAYS]: a test CA (DIR/ca.pem, DIR/ca.key, valid 90 days) and a
+# server certificate it signed for mx.test.local, 127.0.0.1 and ::1 (DIR/server.pem,
+# DIR/server.key, valid SERVER_DAYS, default 30: it expires before the CA, so it is the chain's
+# earliest notAfter).
+make_test_ca() {
+  local dir=$1 days=${2:-30}
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  [[ -s $dir/server.pem && -s $dir/server.key ]] && return 0
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=smtp_exporter test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" &&
+      openssl req -new -newkey rsa:2048 -nodes -subj /CN=mx.test.local \
+        -keyout "$dir/server.key" -out "$dir/server.csr" &&
+      printf '%s\n' "basicConstraints=CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+        "subjectAltName=DNS:mx.test.local,IP:127.0.0.1,IP:::1" \
+        >"$dir/server.ext" &&
+      openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days "$days" -sha256 -extfile "$dir/server.ext" -out "$dir/server.pem"
+  } >"$dir/openssl.out" 2>&1 ||
+    fail "openssl could not make the test CA and server certificate: $(cat "$dir/openssl.out")"
+  openssl verify -CAfile "$dir/ca.pem" "$dir/server.pem" >>"$dir/openssl.out" 2>&1 ||
+    fail "the test server certificate does not verify against the test CA:" \
+      "$(cat "$dir/openssl.out")"
+  chmod 644 "$dir/ca.pem" "$dir/server.pem"
+  chmod 600 "$dir/ca.key" "$dir/server.key"
+}
+
+# cert_not_after_unix CERT: the certificate's notAfter in seconds since the epoch.
+cert_not_after_unix() {
+  local end
+  end=$(openssl x509 -enddate -noout -in "$1") || return 1
+  date -u -d "${end#notAfter=}" +%s
+}
+
 # ---------------------------------------------------------------------------------------------
 # Postfix (installed package, private config directory)
 
-# start_postfix WORKDIR PORT: Postfix listening on 127.0.0.1:PORT only, config in
+# start_postfix WORKDIR PORT [OPTIONS]: Postfix listening on 127.0.0.1:PORT only, config in
 # WORKDIR/postfix/etc (`postfix -c`), its own queue and data directories, log in
-# WORKDIR/postfix/postfix.log. Banner: "220 mx.test.local ESMTP Postfix (Debian/GNU)".
+# WORKDIR/postfix/postfix.log. Banner: "220 mx.test.local ESMTP Postfix (Debian/GNU)". It
+# offers STARTTLS with the self-signed WORKDIR/tls/cert.pem unless told otherwise. Options:
+#   --cert FILE --key FILE   the certificate (chain) and key for STARTTLS and implicit TLS
+#   --smtps-port PORT        also listen on PORT with implicit TLS (smtpd_tls_wrappermode)
+#   --address ADDR           listen on ADDR instead of 127.0.0.1 (::1 for IPv6)
 start_postfix() {
   local work=$1 port=$2
-  local dir=$work/postfix
+  shift 2
+  local dir=$work/postfix cert key smtps_port='' address=127.0.0.1 cert_args=()
+  while (($#)); do
+    (($# >= 2)) || fail "start_postfix: option $1 needs a value"
+    case $1 in
+      --cert | --key) cert_args+=("$1" "$2") ;;
+      --smtps-port) smtps_port=$2 ;;
+      --address) address=$2 ;;
+      *) fail "start_postfix: unknown option '$1'" ;;
+    esac
+    shift 2
+  done
   command -v postfix >/dev/null || fail "postfix is not installed ($INSTALL_HINT)"
-  make_test_cert "$work/tls"
+  _cert_options start_postfix "$work" "${cert_args[@]}"
+  local listen=$address protocols=ipv4
+  if [[ $address == *:* ]]; then
+    listen="[$address]" protocols=all
+  fi
   mkdir -p "$dir/etc" "$dir/queue" # data_directory is made by `postfix check`, owned by postfix
   chmod 755 "$work" "$dir" "$dir/etc"
   require_reachable postfix "$dir"
@@ -306,7 +374,7 @@ myorigin = \$myhostname
 mydestination = localhost
 mynetworks = 127.0.0.0/8
 inet_interfaces = loopback-only
-inet_protocols = ipv4
+inet_protocols = $protocols
 smtpd_banner = \$myhostname ESMTP \$mail_name (Debian/GNU)
 biff = no
 alias_maps =
@@ -314,15 +382,15 @@ alias_database =
 local_recipient_maps =
 relayhost =
 smtpd_relay_restrictions = permit_mynetworks reject_unauth_destination
-smtpd_tls_cert_file = $work/tls/cert.pem
-smtpd_tls_key_file = $work/tls/key.pem
+smtpd_tls_cert_file = $cert
+smtpd_tls_key_file = $key
 smtpd_tls_security_level = may
 maillog_file = $dir/postfix.log
 maillog_file_prefixes = $dir
 EOF
   # Only the services a receive-only test peer needs; no chroot (the queue is not in /var).
   cat >"$dir/etc/master.cf" <<EOF
-127.0.0.1:$port inet n - n - - smtpd
+$listen:$port inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
@@ -346,14 +414,20 @@ anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 EOF
+  if [[ -n $smtps_port ]]; then
+    printf '%s\n' "$listen:$smtps_port inet n - n - - smtpd" \
+      "  -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt" >>"$dir/etc/master.cf"
+  fi
   _LOGS+=("$dir/postfix.log" "$dir/start.out")
   _CLEANUP+=("stop_postfix '$work'")
   postfix -c "$dir/etc" check >"$dir/start.out" 2>&1 ||
     fail "postfix check failed: $(cat "$dir/start.out")"
   postfix -c "$dir/etc" start >>"$dir/start.out" 2>&1 ||
     fail "postfix start failed: $(cat "$dir/start.out")"
-  wait_port 127.0.0.1 "$port" 20
-  log "Postfix up on 127.0.0.1:$port (config $dir/etc, master pid $(postfix_master_pid "$work"))"
+  wait_port "$address" "$port" 20
+  [[ -z $smtps_port ]] || wait_port "$address" "$smtps_port" 20
+  log "Postfix up on $listen:$port${smtps_port:+ (implicit TLS on $listen:$smtps_port)}" \
+    "(config $dir/etc, master pid $(postfix_master_pid "$work"))"
 }
 
 # postfix_master_pid WORKDIR
@@ -381,23 +455,47 @@ stop_postfix() {
 }
 _session_busy() { [[ -n $(session_pids "$1") ]]; }
 
+# _cert_options CALLER WORKDIR [--cert FILE --key FILE]: sets the caller's `cert` and `key`
+# (declared local there) from the options, or to the self-signed WORKDIR/tls pair.
+_cert_options() {
+  local caller=$1 work=$2
+  shift 2
+  cert='' key=''
+  while (($#)); do
+    (($# >= 2)) || fail "$caller: option $1 needs a value"
+    case $1 in
+      --cert) cert=$2 ;;
+      --key) key=$2 ;;
+      *) fail "$caller: unknown option '$1'" ;;
+    esac
+    shift 2
+  done
+  if [[ -z $cert && -z $key ]]; then
+    make_test_cert "$work/tls"
+    cert=$work/tls/cert.pem key=$work/tls/key.pem
+  fi
+  [[ -n $cert && -n $key ]] || fail "$caller: --cert and --key go together"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Exim 4.96 (exim4-daemon-light unpacked into $SMTP_TEST_CACHE)
 
-# start_exim WORKDIR PORT: Exim on 127.0.0.1:PORT, files in WORKDIR/exim. Banner:
-# "220 mx.test.local ESMTP Exim 4.96 <date>" (the date changes on every connection).
+# start_exim WORKDIR PORT [--cert FILE --key FILE]: Exim on 127.0.0.1:PORT, files in
+# WORKDIR/exim. Banner: "220 mx.test.local ESMTP Exim 4.96 <date>" (the date changes on every
+# connection). STARTTLS with the given certificate and key (default: WORKDIR/tls/cert.pem).
 start_exim() {
   local work=$1 port=$2
-  local dir=$work/exim
+  shift 2
+  local dir=$work/exim cert key
+  _cert_options start_exim "$work" "$@"
   [[ -x $EXIM_BIN ]] || fail "Exim is not unpacked at $EXIM_BIN ($INSTALL_HINT)"
   getent passwd Debian-exim >/dev/null || fail "user Debian-exim is missing ($INSTALL_HINT)"
-  make_test_cert "$work/tls"
   mkdir -p "$dir/spool" "$dir/log"
   chmod 755 "$work" "$dir"
   chown Debian-exim:Debian-exim "$dir/spool" "$dir/log"
   require_reachable Debian-exim "$dir"
-  install -m 644 "$work/tls/cert.pem" "$dir/cert.pem"
-  install -g Debian-exim -m 640 "$work/tls/key.pem" "$dir/key.pem"
+  install -m 644 "$cert" "$dir/cert.pem"
+  install -g Debian-exim -m 640 "$key" "$dir/key.pem"
   cat >"$dir/exim.conf" <<EOF
 keep_environment =
 primary_hostname = mx.test.local
@@ -437,17 +535,19 @@ stop_exim() { [[ -n ${EXIM_PID:-} ]] && stop_group "$EXIM_PID" exim; }
 # OpenSMTPD 6.8 (unpacked). It advertises STARTTLS, but its handshake fails with OpenSSL 3.
 # Its queue is the compiled-in /var/spool/smtpd: one instance at a time (ctest's RESOURCE_LOCK).
 
-# start_opensmtpd WORKDIR PORT: banner "220 mx.test.local ESMTP OpenSMTPD".
+# start_opensmtpd WORKDIR PORT [--cert FILE --key FILE]: banner
+# "220 mx.test.local ESMTP OpenSMTPD"; the certificate as in start_exim.
 start_opensmtpd() {
   local work=$1 port=$2
-  local dir=$work/opensmtpd
+  shift 2
+  local dir=$work/opensmtpd cert key
+  _cert_options start_opensmtpd "$work" "$@"
   [[ -x $OPENSMTPD_BIN ]] || fail "OpenSMTPD is not unpacked at $OPENSMTPD_BIN ($INSTALL_HINT)"
   getent passwd opensmtpd >/dev/null || fail "user opensmtpd is missing ($INSTALL_HINT)"
-  make_test_cert "$work/tls"
   mkdir -p "$dir" /var/lib/opensmtpd/empty
   chmod 755 "$work" "$dir"
-  install -m 644 "$work/tls/cert.pem" "$dir/cert.pem"
-  install -m 600 "$work/tls/key.pem" "$dir/key.pem"
+  install -m 644 "$cert" "$dir/cert.pem"
+  install -m 600 "$key" "$dir/key.pem"
   cat >"$dir/smtpd.conf" <<EOF
 pki mx.test.local cert "$dir/cert.pem"
 pki mx.test.local key "$dir/key.pem"
@@ -462,6 +562,51 @@ EOF
 }
 
 stop_opensmtpd() { [[ -n ${OPENSMTPD_PID:-} ]] && stop_group "$OPENSMTPD_PID" opensmtpd; }
+
+# ---------------------------------------------------------------------------------------------
+# DNS: dnsmasq (Debian dnsmasq-base) as the authoritative-looking server of a test zone
+
+# start_dns PORT ZONE RECORD...: dnsmasq on 127.0.0.1:PORT (UDP and TCP), answering only from
+# the RECORDs, which are dnsmasq config lines (`mx-host=d,host,pref`, `host-record=name,ip`,
+# ...); names under ZONE that no RECORD knows are NXDOMAIN, and TTLs are 0 (nothing is cached
+# by the resolver asking). Files in WORKDIR/dns. Call stop_dns and start_dns again to change
+# the records (dnsmasq rereads its config lines only at start). Sets DNS_PID.
+start_dns() {
+  local port=$1 zone=$2
+  shift 2
+  local dir=$WORKDIR/dns
+  command -v dnsmasq >/dev/null || fail "dnsmasq is not installed ($INSTALL_HINT)"
+  command -v dig >/dev/null || fail "dig is not installed ($INSTALL_HINT)"
+  mkdir -p "$dir"
+  {
+    printf '%s\n' no-resolv no-hosts no-poll bind-interfaces listen-address=127.0.0.1 \
+      "port=$port" pid-file= "local=/$zone/" log-queries log-facility=-
+    printf '%s\n' "$@"
+  } >"$dir/dnsmasq.conf"
+  # --keep-in-foreground: the process spawn started is the server (and stop_group's target).
+  spawn dnsmasq "$dir/dnsmasq.log" dnsmasq --keep-in-foreground --conf-file="$dir/dnsmasq.conf"
+  DNS_PID=$SPAWNED_PID
+  DNS_PORT=$port
+  wait_until 10 "dnsmasq to answer on 127.0.0.1:$port" _dns_answers "$port" "$zone"
+  log "dnsmasq up on 127.0.0.1:$port (zone $zone, $# records)"
+}
+_dns_answers() {
+  group_alive "$DNS_PID" || fail "dnsmasq exited during start-up"
+  dig +time=1 +tries=1 -p "$1" @127.0.0.1 "$2" SOA >/dev/null 2>&1
+}
+
+stop_dns() { [[ -n ${DNS_PID:-} ]] && stop_group "$DNS_PID" dnsmasq; }
+
+# dns_query TYPE NAME: prints `STATUS` then the answer's records (`pref host` for MX), one a
+# line, from the server of start_dns.
+dns_query() {
+  local out status
+  out=$(dig +time=2 +tries=1 +norecurse -p "$DNS_PORT" @127.0.0.1 "$2" "$1" 2>&1) ||
+    fail "dig $1 $2 at 127.0.0.1:$DNS_PORT: $out"
+  status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
+  echo "$status"
+  dig +short +time=2 +tries=1 +norecurse -p "$DNS_PORT" @127.0.0.1 "$2" "$1" 2>/dev/null | sort
+}
 
 # ---------------------------------------------------------------------------------------------
 # Prometheus
@@ -610,6 +755,7 @@ BEGIN {
   count++; sum += VALUE
   if (mode == "values") print VALUE
   else if (mode == "lines") print
+  else if (mode == "label") print have[label]
 }
 END {
   if (mode == "count") print count
@@ -624,6 +770,9 @@ metric_lines() { awk -v mode=lines -v sel="$2" "$_METRIC_AWK" "$1"; }
 metric_count() { awk -v mode=count -v sel="$2" "$_METRIC_AWK" "$1"; }
 # metric_sum FILE SELECTOR: the sum of the matching series' values (0 if none).
 metric_sum() { awk -v mode=sum -v sel="$2" "$_METRIC_AWK" "$1"; }
+
+# label_value FILE SELECTOR LABEL: the value of LABEL in each matching series, one a line.
+label_value() { awk -v mode=label -v sel="$2" -v label="$3" "$_METRIC_AWK" "$1"; }
 
 # has_series FILE SELECTOR: at least one series matches.
 has_series() { (($(metric_count "$1" "$2") > 0)); }

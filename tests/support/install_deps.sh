@@ -6,7 +6,8 @@
 #   build  compiler, CMake/Ninja, the libraries, clang-format
 #   test   real MTAs and Prometheus for the integration tests: Postfix (installed), Exim and
 #          OpenSMTPD (their .debs unpacked into $SMTP_TEST_CACHE, because they conflict with
-#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck
+#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, and a DNS server
+#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it)
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
 #
 # Idempotent and quick on a second run: apt is only touched when something is missing.
@@ -24,7 +25,7 @@ build_packages=(cmake ninja-build g++ prometheus-cpp-dev libyaml-cpp-dev libboos
 exim_libs=(libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libnsl2 libdb5.3 libcrypt1)
 opensmtpd_libs=(libevent-2.1-7 libssl3 libcrypt1 libdb5.3 libpam0g zlib1g)
 test_packages=(postfix prometheus monitoring-plugins-basic jq shellcheck curl ca-certificates openssl
-  procps iproute2 adduser gzip "${exim_libs[@]}")
+  procps iproute2 adduser gzip dnsmasq-base bind9-dnsutils "${exim_libs[@]}")
 run_packages=(postfix curl ca-certificates openssl procps iproute2)
 
 log() { printf 'install_deps: %s\n' "$*" >&2; }
@@ -37,7 +38,7 @@ for arg in "$@"; do
     build) want_build=1 ;;
     test) want_test=1 ;;
     run) want_run=1 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (expected build, test or run)" ;;
   esac
 done
