@@ -31,9 +31,9 @@ constexpr std::size_t kMaxTargetNameBytes = 128;
 constexpr milliseconds kMinInterval{1000};
 
 // Labels the exporter sets itself; a static label of the same name would collide with them.
-constexpr std::array<std::string_view, 13> kReservedLabels{
-    "target", "mx",       "phase", "result",   "hostname", "software", "version",
-    "cipher", "revision", "le",    "quantile", "instance", "job"};
+constexpr std::array<std::string_view, 15> kReservedLabels{
+    "target", "mx",        "address",  "phase", "result",   "hostname", "software", "version",
+    "cipher", "extension", "revision", "le",    "quantile", "instance", "job"};
 
 // Where a value sits in the file: what an error message names.
 struct Where {

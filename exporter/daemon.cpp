@@ -48,32 +48,47 @@ constexpr std::string_view kLandingPage = R"(<!DOCTYPE html>
 </body></html>
 )";
 
-/// One probed endpoint: a target with an `address`, or one MX host of a target with `mx`.
+/// Where one endpoint of a target points: with `mx`, one MX host; with `all_addresses`, one
+/// address (of the target's host, or of an MX host). Both empty: the target's own address.
+struct EndpointId {
+  std::string mx_host;
+  std::string address;
+  auto operator<=>(const EndpointId&) const = default;
+};
+
+/// One probed endpoint of a configured target.
 struct Target {
-  std::string key;  // unique: the name, or the name and the MX host
+  std::string key;  // unique: the name, plus the endpoint's MX host and address if any
   // Replaced (not mutated) at reload: a probe in flight keeps the version it started with.
   std::shared_ptr<const TargetConfig> config;
   std::shared_ptr<const ProbeTarget> probe;
-  std::string mx_host;  // empty for address targets
+  EndpointId endpoint;
   TargetSeries series;
   Schedule::JobId job = 0;
   bool removed = false;
 };
 
-/// A target with `mx`: its MX lookup, refreshed every mx_refresh, decides its endpoints.
-struct MxGroup {
+/// A target whose endpoints come from DNS (`mx`, or `all_addresses`): looked up again every
+/// mx_refresh and at every reload.
+struct LookupGroup {
   std::shared_ptr<const TargetConfig> config;
   Schedule::JobId refresh_job = 0;
   bool removed = false;
-  MxSeries mx_series;
+  std::vector<EndpointId> endpoints;  // from the last good lookup, sorted
+  MxSeries mx_series;                 // MX targets only
   // Shown only while the lookup fails or finds a null MX: then there is nothing else to show.
   TargetSeries lookup_series;
 };
 
-using Job = std::variant<std::shared_ptr<Target>, std::shared_ptr<MxGroup>>;
+using Job = std::variant<std::shared_ptr<Target>, std::shared_ptr<LookupGroup>>;
 
-std::string endpoint_key(const std::string& name, const std::string& mx_host) {
-  return mx_host.empty() ? name : name + '\n' + mx_host;
+std::string endpoint_key(const std::string& name, const EndpointId& endpoint) {
+  if (endpoint.mx_host.empty() && endpoint.address.empty()) return name;
+  return name + '\n' + endpoint.mx_host + '\n' + endpoint.address;
+}
+
+bool family_wanted(const asio::ip::address& address, IpProtocol protocol) {
+  return protocol == IpProtocol::kAny || (protocol == IpProtocol::kIp4) == address.is_v4();
 }
 
 class Daemon {
@@ -123,7 +138,7 @@ class Daemon {
     }
     std::map<std::string, std::shared_ptr<Target>> old_targets;
     for (auto& target : targets_) old_targets.emplace(target->key, std::move(target));
-    std::map<std::string, std::shared_ptr<MxGroup>> old_groups;
+    std::map<std::string, std::shared_ptr<LookupGroup>> old_groups;
     for (auto& group : groups_) old_groups.emplace(group->config->name, std::move(group));
     targets_.clear();
     groups_.clear();
@@ -131,21 +146,21 @@ class Daemon {
     auto now = Schedule::Clock::now();
     for (TargetConfig& target_config : config.targets) {
       auto shared_config = std::make_shared<const TargetConfig>(std::move(target_config));
-      if (shared_config->mx_domain.empty()) {
+      if (shared_config->mx_domain.empty() && !shared_config->all_addresses) {
         targets_.push_back(keep_or_add_target(old_targets, shared_config, {}, now));
         continue;
       }
-      std::shared_ptr<MxGroup> group;
+      std::shared_ptr<LookupGroup> group;
       if (auto it = old_groups.find(shared_config->name); it != old_groups.end()) {
         group = std::move(it->second);
         old_groups.erase(it);
         schedule_.remove(group->refresh_job);
-        // Its MX hosts stay until the new lookup says otherwise.
-        for (const auto& [host, preference] : group->mx_series.hosts) {
-          targets_.push_back(keep_or_add_target(old_targets, shared_config, host, now));
+        // Its endpoints stay until the new lookup says otherwise.
+        for (const EndpointId& endpoint : group->endpoints) {
+          targets_.push_back(keep_or_add_target(old_targets, shared_config, endpoint, now));
         }
       } else {
-        group = std::make_shared<MxGroup>();
+        group = std::make_shared<LookupGroup>();
       }
       group->config = shared_config;
       group->mx_series.labels = render_target_labels(*shared_config);
@@ -163,11 +178,11 @@ class Daemon {
     targets_changed();
   }
 
-  /// The endpoint `key` with its series if it was there before, else a new one.
+  /// The endpoint with its series if it was there before, else a new one.
   std::shared_ptr<Target> keep_or_add_target(std::map<std::string, std::shared_ptr<Target>>& old,
                                              const std::shared_ptr<const TargetConfig>& config,
-                                             const std::string& mx_host, Schedule::TimePoint now) {
-    std::string key = endpoint_key(config->name, mx_host);
+                                             const EndpointId& endpoint, Schedule::TimePoint now) {
+    std::string key = endpoint_key(config->name, endpoint);
     std::shared_ptr<Target> target;
     if (auto it = old.find(key); it != old.end()) {
       target = std::move(it->second);
@@ -179,17 +194,19 @@ class Daemon {
     } else {
       target = std::make_shared<Target>();
       target->key = std::move(key);
-      target->mx_host = mx_host;
+      target->endpoint = endpoint;
       target->job = schedule_.add(target->key, config->interval, now);
     }
     ProbeTarget probe = config->probe_target();
-    if (!mx_host.empty()) {
-      probe.host = mx_host;
-      probe.port = config->port;
+    if (!endpoint.mx_host.empty()) probe.host = endpoint.mx_host;
+    if (!endpoint.address.empty()) {
+      // The certificate still has to be the host's, not the address's.
+      if (probe.tls_server_name.empty()) probe.tls_server_name = probe.host;
+      probe.host = endpoint.address;
     }
     target->probe = std::make_shared<const ProbeTarget>(std::move(probe));
     target->config = config;
-    target->series.labels = render_target_labels(*config, mx_host);
+    target->series.labels = render_target_labels(*config, endpoint.mx_host, endpoint.address);
     register_job(target->job, target);
     return target;
   }
@@ -249,7 +266,8 @@ class Daemon {
           asio::co_spawn(io_, probe_target(*target, start.job), asio::detached);
         } else {
           asio::co_spawn(
-              io_, refresh_mx(std::get<std::shared_ptr<MxGroup>>(jobs_[start.job]), start.job),
+              io_,
+              refresh_group(std::get<std::shared_ptr<LookupGroup>>(jobs_[start.job]), start.job),
               asio::detached);
         }
       }
@@ -278,59 +296,118 @@ class Daemon {
     ProbeResult result = co_await run_probe(*probe, options);
     if (!target->removed) {
       record_probe(target->series, result, *config, unix_now());
-      if (!result.success()) log_failure(*config, target->mx_host, result);
+      if (!result.success()) log_failure(*config, target->endpoint.mx_host, result);
     }
     job_finished(job);
   }
 
-  asio::awaitable<void> refresh_mx(std::shared_ptr<MxGroup> group, Schedule::JobId job) {
+  /// What a group's lookup found: its endpoints, or why there are none.
+  struct LookupOutcome {
+    FailureReason failure = FailureReason::kNone;
+    std::string detail;
+    bool mx_found = false;  // the MX lookup answered (hosts, implicit MX or null MX)
+    std::vector<std::pair<std::string, std::uint16_t>> mx_hosts;
+    std::vector<EndpointId> endpoints;
+  };
+
+  asio::awaitable<void> refresh_group(std::shared_ptr<LookupGroup> group, Schedule::JobId job) {
     std::shared_ptr<const TargetConfig> config = group->config;
     std::shared_ptr<Resolver> resolver = resolver_;
     auto started = Schedule::Clock::now();
-    MxResult found = co_await resolver->resolve_mx(config->mx_domain, started + config->timeout);
-    if (!group->removed) update_mx_hosts(*group, found, Schedule::Clock::now() - started);
+    auto deadline = started + config->timeout;
+    LookupOutcome outcome;
+    std::vector<std::string> hosts;  // whose addresses are wanted (all_addresses)
+    if (!config->mx_domain.empty()) {
+      MxResult found = co_await resolver->resolve_mx(config->mx_domain, deadline);
+      outcome = mx_outcome(*config, found);
+      for (const auto& [host, preference] : outcome.mx_hosts) hosts.push_back(host);
+    } else {
+      hosts.push_back(config->host);
+    }
+    if (outcome.failure == FailureReason::kNone) {
+      for (const std::string& host : hosts) {
+        std::string mx_host = config->mx_domain.empty() ? std::string() : host;
+        if (!config->all_addresses) {
+          outcome.endpoints.push_back({mx_host, {}});
+          continue;
+        }
+        ResolveResult resolved = co_await resolver->resolve_host(host, config->port, deadline);
+        std::size_t before = outcome.endpoints.size();
+        for (const tcp::endpoint& address : resolved.endpoints) {
+          if (family_wanted(address.address(), config->ip_protocol)) {
+            outcome.endpoints.push_back({mx_host, address.address().to_string()});
+          }
+        }
+        if (outcome.endpoints.size() > before) continue;
+        if (!mx_host.empty()) {
+          // One MX host without addresses: probe it by name, so its own probes say why.
+          outcome.endpoints.push_back({mx_host, {}});
+          continue;
+        }
+        outcome.failure =
+            resolved.timed_out ? FailureReason::kResolveTimeout : FailureReason::kResolveError;
+        outcome.detail = "address lookup of " + host + ": " +
+                         (resolved.error ? resolved.error.message() : "no address of that family");
+      }
+    }
+    std::sort(outcome.endpoints.begin(), outcome.endpoints.end());
+    outcome.endpoints.erase(std::unique(outcome.endpoints.begin(), outcome.endpoints.end()),
+                            outcome.endpoints.end());
+    if (!group->removed) apply_lookup(*group, outcome, Schedule::Clock::now() - started);
     job_finished(job);
   }
 
-  /// Applies an MX lookup: endpoints for new hosts, none for hosts that left. A failed lookup
-  /// keeps the hosts of the last good one (a DNS hiccup is not an outage of the mail servers).
-  void update_mx_hosts(MxGroup& group, const MxResult& found, std::chrono::nanoseconds took) {
-    const TargetConfig& config = *group.config;
-    ProbeResult lookup;
-    lookup.phase_durations[static_cast<std::size_t>(Phase::kResolve)] = took;
-    lookup.total = took;
+  static LookupOutcome mx_outcome(const TargetConfig& config, const MxResult& found) {
+    LookupOutcome outcome;
     if (found.timed_out || found.error) {
-      lookup.failure =
+      outcome.failure =
           found.timed_out ? FailureReason::kResolveTimeout : FailureReason::kResolveError;
-      lookup.failed_phase = Phase::kResolve;
-      lookup.error_detail = "MX lookup of " + config.mx_domain + ": " + found.error.message();
-      record_probe(group.lookup_series, lookup, config, unix_now());
-      log_failure(config, {}, lookup);
-      return;
+      outcome.detail = "MX lookup of " + config.mx_domain + ": " + found.error.message();
+      return outcome;
     }
-    std::vector<std::pair<std::string, std::uint16_t>> hosts;
+    outcome.mx_found = true;
     if (found.null_mx) {
-      lookup.failure = FailureReason::kNullMx;
+      outcome.failure = FailureReason::kNullMx;
+      outcome.detail = config.mx_domain + " publishes a null MX (RFC 7505)";
+    } else if (found.no_records) {
+      outcome.mx_hosts.emplace_back(config.mx_domain, 0);  // RFC 5321 §5.1: the implicit MX
+    } else {
+      for (const MxRecord& record : found.records) {
+        outcome.mx_hosts.emplace_back(record.host, record.preference);
+      }
+    }
+    return outcome;
+  }
+
+  /// Applies a group's lookup: endpoints for new hosts or addresses, none for those that left.
+  /// A failed lookup keeps the endpoints of the last good one (a DNS hiccup is not an outage
+  /// of the mail servers); a null MX leaves none.
+  void apply_lookup(LookupGroup& group, LookupOutcome& outcome, std::chrono::nanoseconds took) {
+    const TargetConfig& config = *group.config;
+    if (outcome.failure != FailureReason::kNone) {
+      ProbeResult lookup;
+      lookup.phase_durations[static_cast<std::size_t>(Phase::kResolve)] = took;
+      lookup.total = took;
+      lookup.failure = outcome.failure;
       lookup.failed_phase = Phase::kResolve;
-      lookup.error_detail = config.mx_domain + " publishes a null MX (RFC 7505)";
+      lookup.error_detail = outcome.detail;
       record_probe(group.lookup_series, lookup, config, unix_now());
       log_failure(config, {}, lookup);
     } else {
       group.lookup_series.probed = false;  // the endpoints speak for the target now
-      if (found.no_records) {
-        hosts.emplace_back(config.mx_domain, 0);  // RFC 5321 §5.1: the implicit MX
-      } else {
-        for (const MxRecord& record : found.records)
-          hosts.emplace_back(record.host, record.preference);
-      }
     }
-    group.mx_series.looked_up = true;
-    if (hosts == group.mx_series.hosts) return;
+    if (outcome.mx_found) {
+      group.mx_series.looked_up = true;
+      group.mx_series.hosts = std::move(outcome.mx_hosts);
+    }
+    bool keep_endpoints = outcome.failure == FailureReason::kResolveError ||
+                          outcome.failure == FailureReason::kResolveTimeout;
+    if (keep_endpoints || outcome.endpoints == group.endpoints) return;
 
     std::map<std::string, std::shared_ptr<Target>> old;
     std::vector<std::shared_ptr<Target>> others;
     for (auto& target : targets_) {
-      if (target->config->name == config.name && !target->mx_host.empty()) {
+      if (target->config->name == config.name) {
         old.emplace(target->key, std::move(target));
       } else {
         others.push_back(std::move(target));
@@ -338,14 +415,18 @@ class Daemon {
     }
     targets_ = std::move(others);
     auto now = Schedule::Clock::now();
-    for (const auto& [host, preference] : hosts) {
-      targets_.push_back(keep_or_add_target(old, group.config, host, now));
+    std::string listed;
+    for (const EndpointId& endpoint : outcome.endpoints) {
+      targets_.push_back(keep_or_add_target(old, group.config, endpoint, now));
+      listed += listed.empty() ? "" : ",";
+      listed += endpoint.mx_host.empty()
+                    ? endpoint.address
+                    : endpoint.mx_host + (endpoint.address.empty() ? "" : "/" + endpoint.address);
     }
     for (auto& [key, target] : old) remove_target(*target);
-    std::string listed;
-    for (const auto& [host, preference] : hosts) listed += (listed.empty() ? "" : ",") + host;
-    log::write(log::Level::kInfo, "MX hosts changed", {{"target", config.name}, {"mx", listed}});
-    group.mx_series.hosts = std::move(hosts);
+    log::write(log::Level::kInfo, "endpoints changed",
+               {{"target", config.name}, {"endpoints", listed}});
+    group.endpoints = std::move(outcome.endpoints);
     targets_changed();
   }
 
@@ -480,9 +561,9 @@ class Daemon {
   ExporterMetrics metrics_;
   std::shared_ptr<Resolver> resolver_;
   std::vector<std::string> dns_servers_;
-  std::vector<std::shared_ptr<Target>> targets_;  // sorted by key
-  std::vector<std::shared_ptr<MxGroup>> groups_;  // sorted by name
-  std::vector<Job> jobs_;                         // indexed by Schedule::JobId
+  std::vector<std::shared_ptr<Target>> targets_;      // sorted by key
+  std::vector<std::shared_ptr<LookupGroup>> groups_;  // sorted by name
+  std::vector<Job> jobs_;                             // indexed by Schedule::JobId
   std::size_t configured_targets_ = 0;
   asio::steady_timer wakeup_;
   asio::signal_set signals_;

@@ -107,12 +107,14 @@ void render_gauge(const std::vector<TargetSeries>& targets, std::string& out, st
 
 }  // namespace
 
-std::string render_target_labels(const TargetConfig& target, std::string_view mx_host) {
+std::string render_target_labels(const TargetConfig& target, std::string_view mx_host,
+                                 std::string_view address) {
   std::string out;
   append_label(out, "target", target.name);
   // std::map keeps the static labels sorted, so a target's label order never changes.
   for (const auto& [name, value] : target.labels) append_label(out, name, value);
   if (!mx_host.empty()) append_label(out, "mx", mx_host);
+  if (!address.empty()) append_label(out, "address", address);
   return out;
 }
 

@@ -98,8 +98,9 @@ struct MxSeries {
 };
 
 /// The `target="..."` label and the target's static labels, escaped, in a stable order; for an
-/// MX host of an MX target, `mx="<host>"` too.
-std::string render_target_labels(const TargetConfig& target, std::string_view mx_host = {});
+/// endpoint of an MX target `mx="<host>"` too, and with all_addresses `address="<ip>"`.
+std::string render_target_labels(const TargetConfig& target, std::string_view mx_host = {},
+                                 std::string_view address = {});
 
 /// Folds one probe's result into the target's series. `now_unix_seconds` stamps it.
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,
