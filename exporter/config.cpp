@@ -252,6 +252,25 @@ std::optional<TlsMode> parse_tls_mode(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<IpProtocol> parse_ip_protocol(std::string_view text) {
+  if (text == "ip4") return IpProtocol::kIp4;
+  if (text == "ip6") return IpProtocol::kIp6;
+  if (text == "any") return IpProtocol::kAny;
+  return std::nullopt;
+}
+
+std::string_view ip_protocol_name(IpProtocol protocol) {
+  switch (protocol) {
+    case IpProtocol::kIp4:
+      return "ip4";
+    case IpProtocol::kIp6:
+      return "ip6";
+    case IpProtocol::kAny:
+      break;
+  }
+  return "any";
+}
+
 std::string lower_without_trailing_dot(std::string text) {
   if (!text.empty() && text.back() == '.') text.pop_back();
   std::transform(text.begin(), text.end(), text.begin(),
@@ -264,6 +283,8 @@ struct Defaults {
   Sourced<milliseconds> timeout{milliseconds(std::chrono::seconds(10)), std::nullopt};
   std::string helo_name;
   TlsMode tls = TlsMode::kNone;
+  IpProtocol ip_protocol = IpProtocol::kAny;
+  bool all_addresses = false;
   TlsConfig tls_config;
 };
 
@@ -401,6 +422,13 @@ class Parser {
     return *mode;
   }
 
+  IpProtocol ip_protocol(const Entry& entry) const {
+    const std::string text = scalar(entry, "one of ip4, ip6, any");
+    const auto protocol = parse_ip_protocol(text);
+    if (!protocol) fail(entry.where, "must be one of ip4, ip6, any, not " + quoted(text));
+    return *protocol;
+  }
+
   bool boolean(const Entry& entry) const {
     const std::string text = scalar(entry, "true or false");
     bool value = false;
@@ -450,8 +478,9 @@ class Parser {
   void parse_defaults(const Entry& entry) {
     const YAML::Node& map = map_or_null(entry);
     if (map.IsNull()) return;
-    const Entries entries =
-        entries_of(map, entry.where, {"interval", "timeout", "helo_name", "tls", "tls_config"});
+    const Entries entries = entries_of(
+        map, entry.where,
+        {"interval", "timeout", "helo_name", "tls", "ip_protocol", "all_addresses", "tls_config"});
     for (const Entry& e : entries) {
       if (e.key == "interval") {
         defaults_.interval = {interval(e), e.where};
@@ -461,6 +490,10 @@ class Parser {
         defaults_.helo_name = helo_name(e);
       } else if (e.key == "tls") {
         defaults_.tls = tls_mode(e);
+      } else if (e.key == "ip_protocol") {
+        defaults_.ip_protocol = ip_protocol(e);
+      } else if (e.key == "all_addresses") {
+        defaults_.all_addresses = boolean(e);
       } else if (e.key == "tls_config") {
         defaults_.tls_config = tls_config(e);
       }
@@ -527,19 +560,22 @@ class Parser {
 
   TargetConfig parse_target(const YAML::Node& node, const Where& where, Where& name_where) {
     if (!node.IsMap()) fail(where, "expected a map describing a target, got " + node_kind(node));
-    const Entries entries =
-        entries_of(node, where,
-                   {"name", "address", "mx", "port", "mx_refresh", "interval", "timeout",
-                    "helo_name", "tls", "expect_hostname", "labels", "tls_config"});
+    const Entries entries = entries_of(
+        node, where,
+        {"name", "address", "mx", "port", "mx_refresh", "interval", "timeout", "helo_name", "tls",
+         "ip_protocol", "all_addresses", "expect_hostname", "labels", "tls_config"});
 
     TargetConfig target;
     target.helo_name = defaults_.helo_name;
     target.tls = defaults_.tls;
+    target.ip_protocol = defaults_.ip_protocol;
+    target.all_addresses = defaults_.all_addresses;
     target.tls_config = defaults_.tls_config;
     Sourced<milliseconds> target_interval = defaults_.interval;
     Sourced<milliseconds> target_timeout = defaults_.timeout;
     bool interval_here = false;
     bool timeout_here = false;
+    std::optional<IpProtocol> literal_family;  // the family of an IP literal `address`
 
     for (const Entry& e : entries) {
       if (e.key == "name") {
@@ -560,6 +596,11 @@ class Parser {
         }
         target.host = parsed.host;
         target.port = parsed.port;
+        if (parsed.is_ipv6) {
+          literal_family = IpProtocol::kIp6;
+        } else if (is_ipv4(parsed.host)) {
+          literal_family = IpProtocol::kIp4;
+        }
       } else if (e.key == "mx") {
         target.mx_domain = scalar(e, "a domain name");
         if (!is_valid_domain(target.mx_domain)) {
@@ -580,6 +621,10 @@ class Parser {
         target.helo_name = helo_name(e);
       } else if (e.key == "tls") {
         target.tls = tls_mode(e);
+      } else if (e.key == "ip_protocol") {
+        target.ip_protocol = ip_protocol(e);
+      } else if (e.key == "all_addresses") {
+        target.all_addresses = boolean(e);
       } else if (e.key == "expect_hostname") {
         const std::string text = scalar(e, "a host name");
         if (!is_valid_domain(text) && !is_address_literal(text)) {
@@ -611,6 +656,21 @@ class Parser {
       if (const Entry* refresh = find(entries, "mx_refresh")) {
         fail(refresh->where, "only allowed with \"mx\"");
       }
+    }
+
+    if (literal_family && target.ip_protocol != IpProtocol::kAny &&
+        target.ip_protocol != *literal_family) {
+      // Such a target could never be probed. The message points at ip_protocol if this target
+      // sets it, else at the address (the protocol came from `defaults`).
+      const std::string family = *literal_family == IpProtocol::kIp6 ? "an IPv6" : "an IPv4";
+      const std::string text = address->value.Scalar();
+      const std::string protocol(ip_protocol_name(target.ip_protocol));
+      if (const Entry* protocol_entry = find(entries, "ip_protocol")) {
+        fail(protocol_entry->where,
+             "is " + protocol + ", but address " + quoted(text) + " is " + family + " address");
+      }
+      fail(address->where, quoted(text) + " is " + family + " address, but ip_protocol is " +
+                               protocol + " (from defaults)");
     }
 
     // `defaults` were checked on their own, so only a value written on this target can make the
@@ -741,6 +801,7 @@ ProbeTarget TargetConfig::probe_target() const {
   target.port = port;
   target.helo_name = helo_name;
   target.tls = tls;
+  target.ip_protocol = ip_protocol;
   target.tls_context = tls_context;
   target.tls_server_name = tls_config.server_name;
   target.tls_insecure_skip_verify = tls_config.insecure_skip_verify;

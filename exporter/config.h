@@ -35,6 +35,11 @@ struct TargetConfig {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
   std::string helo_name;
   TlsMode tls = TlsMode::kNone;
+  /// `ip_protocol`: ip4 | ip6 | any (any: both families, raced; see ProbeTarget::ip_protocol).
+  IpProtocol ip_protocol = IpProtocol::kAny;
+  /// `all_addresses`: probe every address of the host as an endpoint of its own, instead of
+  /// one probe that connects to whichever address answers first.
+  bool all_addresses = false;
   TlsConfig tls_config;
   /// Built from tls_config at load time for TLS targets (so an unreadable file is a config
   /// error); shared by every target with the same settings.

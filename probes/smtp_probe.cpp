@@ -1,8 +1,10 @@
 #include "probes/smtp_probe.h"
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "probes/banner.h"
 #include "probes/ehlo.h"
@@ -41,6 +43,94 @@ bool is_closed_error(const error_code& ec) {
          ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
          ec == asio::ssl::error::stream_truncated;
 }
+
+/// RFC 8305 §5: how long a connection attempt runs alone before the next one joins it.
+constexpr std::chrono::milliseconds kConnectionAttemptDelay{250};
+/// Attempts named one by one in a failed race's error detail; past it, only counted.
+constexpr std::size_t kMaxAttemptsInDetail = 8;
+
+bool family_allowed(const asio::ip::address& address, IpProtocol protocol) {
+  switch (protocol) {
+    case IpProtocol::kIp4:
+      return address.is_v4();
+    case IpProtocol::kIp6:
+      return address.is_v6();
+    case IpProtocol::kAny:
+      break;
+  }
+  return true;
+}
+
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+  std::string address = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) address = "[" + address + "]";
+  return address + ":" + std::to_string(endpoint.port());
+}
+
+std::string format_ms(Clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+/// The state a connection race shares between the racing coroutine and the attempts'
+/// completion handlers. The handlers hold it by shared_ptr and touch nothing else, so a probe
+/// abandoned mid-race (its coroutine frame destroyed) leaves them nothing freed to touch.
+struct ConnectRace {
+  enum class State : std::uint8_t { kNotStarted, kConnecting, kConnected, kFailed };
+  struct Attempt {
+    Attempt(const asio::any_io_executor& executor, const tcp::endpoint& to)
+        : socket(executor), endpoint(to) {}
+    tcp::socket socket;
+    tcp::endpoint endpoint;
+    State state = State::kNotStarted;
+    boost::system::error_code error;
+    Clock::time_point started;
+    Clock::time_point finished;
+  };
+
+  ConnectRace(const asio::any_io_executor& executor, const std::vector<tcp::endpoint>& endpoints)
+      : wake(executor) {
+    attempts.reserve(endpoints.size());  // never reallocated: handlers index into it
+    for (const tcp::endpoint& endpoint : endpoints) attempts.emplace_back(executor, endpoint);
+  }
+
+  /// Starts attempt `index`; its handler records the outcome and wakes the coroutine.
+  static void start(const std::shared_ptr<ConnectRace>& race, std::size_t index) {
+    Attempt& attempt = race->attempts[index];
+    attempt.state = State::kConnecting;
+    attempt.started = Clock::now();
+    ++race->started;
+    ++race->connecting;
+    attempt.socket.async_connect(
+        attempt.endpoint,
+        [race, index](const boost::system::error_code& ec) { race->finish(index, ec); });
+  }
+
+  void finish(std::size_t index, const boost::system::error_code& ec) {
+    if (over) return;  // the coroutine closed the socket and has moved on
+    Attempt& attempt = attempts[index];
+    attempt.finished = Clock::now();
+    attempt.error = ec;
+    --connecting;
+    if (ec) {
+      attempt.state = State::kFailed;
+      ++failed;
+    } else {
+      attempt.state = State::kConnected;
+      if (!winner) winner = index;
+    }
+    wake.cancel();
+  }
+
+  std::vector<Attempt> attempts;
+  /// The coroutine sleeps on it until the next attempt is due or the deadline; a finished
+  /// attempt cancels it to wake the coroutine early.
+  asio::steady_timer wake;
+  std::size_t started = 0;
+  std::size_t connecting = 0;
+  std::size_t failed = 0;
+  std::optional<std::size_t> winner;  // the first attempt that connected
+  bool over = false;                  // the coroutine has decided; late outcomes are ignored
+};
 
 /// One probe's state; lives in the coroutine frame of run_probe.
 class Session {
@@ -118,11 +208,22 @@ class Session {
 
   asio::awaitable<bool> resolve_and_connect() {
     Clock::time_point began = Clock::now();
-    std::vector<tcp::endpoint> endpoints;
+    // One address (the common case, and every IP literal) is connected to without racing and
+    // without allocating; `several` is only filled for a race.
+    tcp::endpoint single;
+    std::vector<tcp::endpoint> several;
     error_code ec;
     asio::ip::address literal = asio::ip::make_address(target_.host, ec);
     if (!ec) {
-      endpoints.emplace_back(literal, target_.port);
+      if (!family_allowed(literal, target_.ip_protocol)) {
+        set_phase(Phase::kResolve, began);
+        fail(FailureReason::kResolveError, Phase::kResolve,
+             target_.host + " is an " + (literal.is_v6() ? "IPv6" : "IPv4") +
+                 " address, but the probe may only use " +
+                 (target_.ip_protocol == IpProtocol::kIp4 ? "IPv4" : "IPv6"));
+        co_return false;
+      }
+      single = tcp::endpoint(literal, target_.port);
     } else {
       ResolveResult resolved;
       if (options_.resolver != nullptr) {
@@ -140,13 +241,30 @@ class Session {
              "resolving " + target_.host + ": " + resolved.error.message());
         co_return false;
       }
-      endpoints = std::move(resolved.endpoints);
+      const IpProtocol protocol = target_.ip_protocol;
+      std::erase_if(resolved.endpoints, [protocol](const tcp::endpoint& e) {
+        return !family_allowed(e.address(), protocol);
+      });
+      if (resolved.endpoints.empty()) {
+        fail(FailureReason::kResolveError, Phase::kResolve,
+             "resolving " + target_.host + ": no " +
+                 (protocol == IpProtocol::kIp4 ? "IPv4" : "IPv6") + " address");
+        co_return false;
+      }
+      if (resolved.endpoints.size() == 1) {
+        single = resolved.endpoints.front();
+      } else {
+        several = connection_order(std::move(resolved.endpoints));
+      }
     }
 
     began = Clock::now();
+    if (!several.empty()) {
+      bool connected = co_await race_connections(several, began);
+      co_return connected;
+    }
     stream_.expires_at(deadline_);
-    tcp::endpoint peer =
-        co_await stream_.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream_.async_connect(single, asio::redirect_error(asio::use_awaitable, ec));
     set_phase(Phase::kConnect, began);
     if (ec) {
       if (ec == beast::error::timeout) {
@@ -158,14 +276,110 @@ class Session {
       }
       co_return false;
     }
-    result_.peer = format_endpoint(peer);
+    result_.peer = format_endpoint(single);
     co_return true;
   }
 
-  static std::string format_endpoint(const tcp::endpoint& endpoint) {
-    std::string address = endpoint.address().to_string();
-    if (endpoint.address().is_v6()) address = "[" + address + "]";
-    return address + ":" + std::to_string(endpoint.port());
+  /// RFC 8305 §5 connection racing over `endpoints` (already in the order to try): an attempt
+  /// starts, and the next joins it when kConnectionAttemptDelay has passed or as soon as an
+  /// attempt fails; the first to connect wins and the others are closed. Bounded by the
+  /// deadline. Asio 1.74 has no awaitable operators: the attempts are plain completion
+  /// handlers, and this coroutine waits on a timer that they cancel to wake it.
+  asio::awaitable<bool> race_connections(const std::vector<tcp::endpoint>& endpoints,
+                                         Clock::time_point began) {
+    auto race = std::make_shared<ConnectRace>(stream_.get_executor(), endpoints);
+    const std::size_t count = race->attempts.size();
+    std::size_t next = 0;  // the next attempt to start
+    Clock::time_point next_due = began;
+    std::size_t failures_seen = 0;
+    bool deadline_passed = false;
+    for (;;) {
+      if (race->winner) break;
+      const Clock::time_point now = Clock::now();
+      if (now >= deadline_) {
+        deadline_passed = true;
+        break;
+      }
+      if (race->failed != failures_seen) {
+        failures_seen = race->failed;
+        next_due = now;  // a failed attempt hands its turn on at once
+      }
+      if (next < count && (now >= next_due || race->connecting == 0)) {
+        ConnectRace::start(race, next++);
+        next_due = now + kConnectionAttemptDelay;
+      }
+      if (race->connecting == 0 && next == count) break;  // every attempt failed
+      race->wake.expires_at(next < count ? std::min(next_due, deadline_) : deadline_);
+      error_code woken;  // operation_aborted when an attempt finished: either way, look again
+      co_await race->wake.async_wait(asio::redirect_error(asio::use_awaitable, woken));
+    }
+    race->over = true;
+    const Clock::time_point ended = Clock::now();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (race->winner != i) {
+        error_code ignored;
+        race->attempts[i].socket.close(ignored);  // a connect in flight ends as aborted
+      }
+    }
+    set_phase(Phase::kConnect, began);
+
+    // What each attempt got, for the transcript (only when there was a race to tell of) and for
+    // the error detail.
+    std::string detail;
+    std::size_t in_detail = 0;
+    bool all_refused = true;
+    for (std::size_t i = 0; i < race->started; ++i) {
+      const ConnectRace::Attempt& attempt = race->attempts[i];
+      std::string outcome;
+      switch (attempt.state) {
+        case ConnectRace::State::kConnected:
+          outcome = race->winner == i ? "connected in " : "connected too late, closed after ";
+          outcome += format_ms(attempt.finished - attempt.started);
+          all_refused = false;
+          break;
+        case ConnectRace::State::kFailed:
+          outcome =
+              attempt.error.message() + " after " + format_ms(attempt.finished - attempt.started);
+          if (attempt.error != asio::error::connection_refused) all_refused = false;
+          break;
+        case ConnectRace::State::kConnecting:
+          outcome = std::string(race->winner ? "abandoned" : "no answer") + " after " +
+                    format_ms(ended - attempt.started);
+          all_refused = false;
+          break;
+        case ConnectRace::State::kNotStarted:
+          break;
+      }
+      const std::string endpoint = format_endpoint(attempt.endpoint);
+      if (race->started > 1) note("connect " + endpoint + ": " + outcome);
+      if (in_detail < kMaxAttemptsInDetail) {
+        detail += (in_detail == 0 ? "" : "; ") + endpoint + ": " + outcome;
+        ++in_detail;
+      }
+    }
+    if (race->started > in_detail) {
+      detail += "; " + std::to_string(race->started - in_detail) + " more attempts";
+    }
+    if (race->started < count) {
+      detail += (detail.empty() ? "" : "; ") + std::to_string(count - race->started) +
+                " more addresses not tried";
+    }
+
+    if (race->winner) {
+      ConnectRace::Attempt& winner = race->attempts[*race->winner];
+      // The rest of the probe talks through stream_, as if it had connected by itself.
+      stream_.socket() = std::move(winner.socket);
+      result_.peer = format_endpoint(winner.endpoint);
+      co_return true;
+    }
+    if (deadline_passed) {
+      fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out (" + detail + ")");
+    } else if (all_refused) {
+      fail(FailureReason::kConnectRefused, Phase::kConnect, "connect: " + detail);
+    } else {
+      fail(FailureReason::kConnectError, Phase::kConnect, "connect: " + detail);
+    }
+    co_return false;
   }
 
   /// Reads one whole reply into `reply`, bounded by kMaxReplyBytes and the deadline.
@@ -470,6 +684,21 @@ class Session {
 };
 
 }  // namespace
+
+std::vector<tcp::endpoint> connection_order(std::vector<tcp::endpoint> endpoints) {
+  const auto v4_begin =
+      std::stable_partition(endpoints.begin(), endpoints.end(),
+                            [](const tcp::endpoint& e) { return e.address().is_v6(); });
+  const std::size_t v6_count = static_cast<std::size_t>(v4_begin - endpoints.begin());
+  const std::size_t v4_count = endpoints.size() - v6_count;
+  std::vector<tcp::endpoint> ordered;
+  ordered.reserve(endpoints.size());
+  for (std::size_t i = 0; i < std::max(v6_count, v4_count); ++i) {
+    if (i < v6_count) ordered.push_back(endpoints[i]);
+    if (i < v4_count) ordered.push_back(endpoints[v6_count + i]);
+  }
+  return ordered;
+}
 
 asio::awaitable<ProbeResult> run_probe(const ProbeTarget& target, ProbeOptions options) {
   Session session(target, options, co_await asio::this_coro::executor);

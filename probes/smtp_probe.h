@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "probes/asio.h"
 #include "probes/probe_result.h"
@@ -13,6 +14,10 @@ namespace smtp {
 class Resolver;
 
 enum class TlsMode : std::uint8_t { kNone, kStartTls, kImplicit };
+
+/// Which address families a probe may connect to. kAny races the addresses of both families
+/// (RFC 8305, "happy eyeballs"), IPv6 first; kIp4 and kIp6 drop the other family's addresses.
+enum class IpProtocol : std::uint8_t { kAny, kIp4, kIp6 };
 
 /// What to probe and how. Plain data; the caller keeps it alive while the probe runs.
 struct ProbeTarget {
@@ -26,6 +31,9 @@ struct ProbeTarget {
   std::shared_ptr<asio::ssl::context> tls_context;
   std::string tls_server_name;
   bool tls_insecure_skip_verify = false;
+  /// With several addresses left after this filter, connections are raced: a new attempt
+  /// starts every 250 ms (or as soon as one fails) and the first to connect wins.
+  IpProtocol ip_protocol = IpProtocol::kAny;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // the whole probe's deadline
 };
 
@@ -37,6 +45,11 @@ struct ProbeOptions {
   /// probe). Null: the system's getaddrinfo, one lookup at a time (the free resolve_host).
   Resolver* resolver = nullptr;
 };
+
+/// The order in which a probe tries several addresses of a host (RFC 8305 §4): the families
+/// alternate, IPv6 first, each family keeping the order it came in (the resolver's, RFC 6724),
+/// so that a broken family costs one attempt delay, not one per address.
+std::vector<tcp::endpoint> connection_order(std::vector<tcp::endpoint> endpoints);
 
 /// Runs one probe on the calling coroutine's executor. Never throws for anything the network or
 /// the server does: every outcome is a ProbeResult. Every phase's budget is cut from one

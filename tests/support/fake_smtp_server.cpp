@@ -10,8 +10,7 @@
 namespace smtp::testing {
 
 struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::State> {
-  explicit State(asio::io_context& io)
-      : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
+  State(asio::io_context& io, const tcp::endpoint& bind) : acceptor(io, bind) {}
 
   tcp::acceptor acceptor;
   std::vector<Step> script;
@@ -174,8 +173,9 @@ struct FakeSmtpServer::State : std::enable_shared_from_this<FakeSmtpServer::Stat
   }
 };
 
-FakeSmtpServer::FakeSmtpServer(asio::io_context& io, std::vector<Step> script)
-    : state_(std::make_shared<State>(io)) {
+FakeSmtpServer::FakeSmtpServer(asio::io_context& io, std::vector<Step> script,
+                               const tcp::endpoint& bind)
+    : state_(std::make_shared<State>(io, bind)) {
   state_->script = std::move(script);
   asio::co_spawn(io, state_->accept_loop(), asio::detached);
 }
@@ -217,20 +217,19 @@ std::vector<Step> polite_dialogue(const std::string& greeting) {
           close()};
 }
 
-RefusingPort::RefusingPort(asio::io_context& io) : socket_(io) {
-  socket_.open(tcp::v4());
-  socket_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+RefusingPort::RefusingPort(asio::io_context& io, const tcp::endpoint& bind) : socket_(io) {
+  socket_.open(bind.protocol());
+  socket_.bind(bind);
 }
 
-BlackholePort::BlackholePort(asio::io_context& io) : acceptor_(io) {
-  tcp::endpoint any_port(asio::ip::make_address("127.0.0.1"), 0);
-  acceptor_.open(any_port.protocol());
-  acceptor_.bind(any_port);
+BlackholePort::BlackholePort(asio::io_context& io, const tcp::endpoint& bind) : acceptor_(io) {
+  acceptor_.open(bind.protocol());
+  acceptor_.bind(bind);
   acceptor_.listen(0);  // Linux queues backlog + 1 connections; SYNs past that are dropped
   tcp::endpoint target = acceptor_.local_endpoint();
   for (int i = 0; i < 4; ++i) {
     tcp::socket filler(io);
-    filler.open(tcp::v4());
+    filler.open(target.protocol());
     filler.non_blocking(true);
     // Asio's connect() waits for the handshake even on a non-blocking socket; the system call
     // does not, which is what is wanted here: the SYN is sent and may be dropped.

@@ -1,6 +1,6 @@
 #pragma once
-/// A scripted SMTP server on 127.0.0.1:0 for tests: it plays the same script to every client, so a
-/// test can make a server misbehave in ways no real MTA does.
+/// A scripted SMTP server on 127.0.0.1:0 (or another loopback endpoint) for tests: it plays the
+/// same script to every client, so a test can make a server misbehave in ways no real MTA does.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -63,10 +63,17 @@ std::vector<Step> dribble(const std::string& bytes, std::chrono::milliseconds ga
 std::vector<Step> polite_dialogue(
     const std::string& greeting = "220 fake.test.local ESMTP ready\r\n");
 
+/// 127.0.0.1:0, where the test helpers below listen unless told otherwise.
+inline tcp::endpoint loopback_v4() { return {asio::ip::address_v4::loopback(), 0}; }
+/// [::1]:0.
+inline tcp::endpoint loopback_v6() { return {asio::ip::address_v6::loopback(), 0}; }
+
 class FakeSmtpServer {
  public:
-  /// Listens on 127.0.0.1:0 and serves `script` on `io` to every connection.
-  FakeSmtpServer(asio::io_context& io, std::vector<Step> script);
+  /// Listens on `bind` and serves `script` on `io` to every connection. Throws
+  /// boost::system::system_error if `bind` cannot be bound (a taken port, no IPv6).
+  FakeSmtpServer(asio::io_context& io, std::vector<Step> script,
+                 const tcp::endpoint& bind = loopback_v4());
   ~FakeSmtpServer();
 
   std::uint16_t port() const;
@@ -89,22 +96,22 @@ class FakeSmtpServer {
   std::shared_ptr<State> state_;
 };
 
-/// A port on 127.0.0.1 that refuses connections: bound (so nobody else takes it) but not
-/// listening, so a SYN to it is answered with RST.
+/// A port on 127.0.0.1 (or `bind`) that refuses connections: bound (so nobody else takes it)
+/// but not listening, so a SYN to it is answered with RST.
 class RefusingPort {
  public:
-  explicit RefusingPort(asio::io_context& io);
+  explicit RefusingPort(asio::io_context& io, const tcp::endpoint& bind = loopback_v4());
   std::uint16_t port() const { return socket_.local_endpoint().port(); }
 
  private:
   tcp::socket socket_;
 };
 
-/// A listener whose accept queue is full, so that the kernel drops further SYNs and a connect to
-/// it times out. Nothing is ever accepted.
+/// A listener on 127.0.0.1 (or `bind`) whose accept queue is full, so that the kernel drops
+/// further SYNs and a connect to it times out. Nothing is ever accepted.
 class BlackholePort {
  public:
-  explicit BlackholePort(asio::io_context& io);
+  explicit BlackholePort(asio::io_context& io, const tcp::endpoint& bind = loopback_v4());
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
  private:

@@ -90,6 +90,8 @@ targets:
   EXPECT_EQ(t.timeout, 10s);
   EXPECT_EQ(t.helo_name, kHelo);  // the default_helo_name argument
   EXPECT_EQ(t.tls, TlsMode::kNone);
+  EXPECT_EQ(t.ip_protocol, IpProtocol::kAny);
+  EXPECT_FALSE(t.all_addresses);
   EXPECT_EQ(t.mx_refresh, 5min);
   EXPECT_FALSE(t.expect_hostname.has_value());
   EXPECT_TRUE(config.dns.servers.empty());
@@ -258,6 +260,33 @@ targets:
   EXPECT_EQ(config.targets[0].timeout, 999ms);
 }
 
+TEST(ConfigValid, AddressFamilies) {
+  const Config config = parse(R"(
+defaults:
+  ip_protocol: ip6
+  all_addresses: true
+targets:
+  - {name: inherits, address: mx1.example.com}
+  - {name: v4, address: mx1.example.com, ip_protocol: ip4, all_addresses: false}
+  - {name: any, mx: example.com, ip_protocol: any}
+  - {name: v6-literal, address: "[2001:db8::25]:25"}
+  - {name: v4-literal, address: "192.0.2.25:25", ip_protocol: ip4}
+  - {name: v4-literal-any, address: "192.0.2.25:25", ip_protocol: any}
+)");
+  ASSERT_EQ(config.targets.size(), 6u);
+  EXPECT_EQ(config.targets[0].ip_protocol, IpProtocol::kIp6);
+  EXPECT_TRUE(config.targets[0].all_addresses);
+  EXPECT_EQ(config.targets[1].ip_protocol, IpProtocol::kIp4);
+  EXPECT_FALSE(config.targets[1].all_addresses);
+  EXPECT_EQ(config.targets[2].ip_protocol, IpProtocol::kAny);
+  EXPECT_TRUE(config.targets[2].all_addresses);
+  EXPECT_EQ(config.targets[3].ip_protocol, IpProtocol::kIp6);
+  EXPECT_EQ(config.targets[4].ip_protocol, IpProtocol::kIp4);
+  EXPECT_EQ(config.targets[5].ip_protocol, IpProtocol::kAny);
+  EXPECT_EQ(config.targets[1].probe_target().ip_protocol, IpProtocol::kIp4);
+  EXPECT_EQ(config.targets[3].probe_target().ip_protocol, IpProtocol::kIp6);
+}
+
 TEST(ConfigValid, ProbeTarget) {
   const Config config = parse(R"(
 targets:
@@ -292,6 +321,17 @@ TEST(ConfigErrors, UnreadableFile) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()), kDataDir + ": cannot read: Is a directory");
   }
+}
+
+TEST(ConfigErrors, AddressFamilyContradictions) {
+  // Set on the target: the message points at ip_protocol.
+  EXPECT_EQ(error_of("targets:\n  - {name: a, address: \"192.0.2.1\", ip_protocol: ip6}\n"),
+            "test.yml:2: targets[0].ip_protocol: is ip6, but address \"192.0.2.1\" is an IPv4 "
+            "address");
+  // Inherited: at the address, which is what this target wrote.
+  EXPECT_EQ(error_of("defaults: {ip_protocol: ip4}\ntargets:\n  - {name: a, address: \"[::1]\"}\n"),
+            "test.yml:3: targets[0].address: \"[::1]\" is an IPv6 address, but ip_protocol is ip4 "
+            "(from defaults)");
 }
 
 TEST(ConfigErrors, SourceNameIsUsedInMessages) {

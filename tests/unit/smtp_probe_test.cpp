@@ -6,6 +6,7 @@
 
 #include <optional>
 
+#include "exporter/config.h"
 #include "probes/resolve.h"
 #include "tests/support/fake_dns_server.h"
 #include "tests/support/fake_smtp_server.h"
@@ -353,6 +354,309 @@ TEST_F(SmtpProbeByNameTest, NameResolvingToTheFakeServerSucceeds) {
   EXPECT_TRUE(r.phase(Phase::kConnect).has_value());
   EXPECT_EQ(r.quit_code, 221);
   EXPECT_EQ(dns_.questions().front().first, "mx.test.example");
+}
+
+// --- address families: IPv6 literals, ip_protocol filters, connection racing (RFC 8305) -------
+
+tcp::endpoint ep(const char* address) { return {asio::ip::make_address(address), 25}; }
+
+TEST(ConnectionOrder, FamiliesAlternateIpv6First) {
+  EXPECT_EQ(connection_order({ep("192.0.2.1"), ep("192.0.2.2"), ep("2001:db8::1"),
+                              ep("2001:db8::2"), ep("192.0.2.3")}),
+            (std::vector<tcp::endpoint>{ep("2001:db8::1"), ep("192.0.2.1"), ep("2001:db8::2"),
+                                        ep("192.0.2.2"), ep("192.0.2.3")}));
+  EXPECT_EQ(connection_order({ep("2001:db8::1"), ep("2001:db8::2"), ep("192.0.2.1")}),
+            (std::vector<tcp::endpoint>{ep("2001:db8::1"), ep("192.0.2.1"), ep("2001:db8::2")}));
+}
+
+TEST(ConnectionOrder, OneFamilyKeepsItsOrder) {
+  const std::vector<tcp::endpoint> v4{ep("192.0.2.3"), ep("192.0.2.1"), ep("192.0.2.2")};
+  EXPECT_EQ(connection_order(v4), v4);
+  const std::vector<tcp::endpoint> v6{ep("2001:db8::9"), ep("2001:db8::1")};
+  EXPECT_EQ(connection_order(v6), v6);
+  EXPECT_TRUE(connection_order({}).empty());
+}
+
+bool have_ipv6_loopback() {
+  asio::io_context io;
+  tcp::acceptor acceptor(io);
+  boost::system::error_code ec;
+  acceptor.open(tcp::v6(), ec);
+  if (!ec) acceptor.bind(testing::loopback_v6(), ec);
+  return !ec;
+}
+
+// The transcript's notes about connection attempts ("connect <endpoint>: <outcome>").
+std::vector<std::string> attempt_notes(const ProbeResult& r) {
+  std::vector<std::string> notes;
+  for (const TranscriptLine& line : r.transcript) {
+    if (line.direction == TranscriptLine::Direction::kNote && line.text.starts_with("connect ")) {
+      notes.push_back(line.text);
+    }
+  }
+  return notes;
+}
+
+class SmtpProbeFamilyTest : public SmtpProbeByNameTest {
+ protected:
+  ProbeResult run(const ProbeTarget& target, bool by_name = true) {
+    ProbeOptions options;
+    if (by_name) options.resolver = &resolver_;
+    io_.restart();  // a probe with nothing else on the context ran it out of work: it stopped
+    std::optional<ProbeResult> result;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { result = co_await run_probe(target, options); },
+        asio::detached);
+    while (!result) io_.run_one();
+    return *result;
+  }
+
+  static ProbeTarget target(std::string host, std::uint16_t port, IpProtocol protocol,
+                            std::chrono::milliseconds timeout = 2s) {
+    ProbeTarget t;
+    t.host = std::move(host);
+    t.port = port;
+    t.helo_name = "monitor.test.local";
+    t.ip_protocol = protocol;
+    t.timeout = timeout;
+    return t;
+  }
+
+  // Fills `v4` on 127.0.0.1 (any port), then `v6` on the same port of ::1, so that one name
+  // with an A and an AAAA record reaches both. Another [::1] socket may hold that port: retry.
+  template <typename V4, typename V6, typename MakeV4, typename MakeV6>
+  static void on_one_port(std::optional<V4>& v4, std::optional<V6>& v6, MakeV4 make_v4,
+                          MakeV6 make_v6) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      v6.reset();
+      v4.reset();
+      make_v4(v4, testing::loopback_v4());
+      try {
+        make_v6(v6, tcp::endpoint(asio::ip::address_v6::loopback(), v4->port()));
+        return;
+      } catch (const boost::system::system_error&) {
+      }
+    }
+    FAIL() << "found no port free on both 127.0.0.1 and [::1]";
+  }
+
+  auto smtp_server() {
+    return [this](std::optional<FakeSmtpServer>& slot, const tcp::endpoint& at) {
+      slot.emplace(io_, testing::polite_dialogue(), at);
+    };
+  }
+  auto refusing() {
+    return [this](std::optional<testing::RefusingPort>& slot, const tcp::endpoint& at) {
+      slot.emplace(io_, at);
+    };
+  }
+  auto blackhole() {
+    return [this](std::optional<testing::BlackholePort>& slot, const tcp::endpoint& at) {
+      slot.emplace(io_, at);
+    };
+  }
+};
+
+// Tests that need a [::1] socket.
+class SmtpProbeIpv6Test : public SmtpProbeFamilyTest {
+ protected:
+  void SetUp() override {
+    if (!have_ipv6_loopback()) {
+      GTEST_SKIP() << "this machine has no IPv6 loopback: binding [::1]:0 failed";
+    }
+  }
+};
+
+TEST_F(SmtpProbeFamilyTest, LiteralOfTheWrongFamilyIsResolveError) {
+  ProbeResult r = run(target("::1", 25, IpProtocol::kIp4), false);
+  EXPECT_EQ(r.failure, FailureReason::kResolveError);
+  EXPECT_EQ(r.failed_phase, Phase::kResolve);
+  EXPECT_EQ(r.error_detail, "::1 is an IPv6 address, but the probe may only use IPv4");
+  EXPECT_FALSE(r.phase(Phase::kConnect).has_value());
+
+  r = run(target("127.0.0.1", 25, IpProtocol::kIp6), false);
+  EXPECT_EQ(r.failure, FailureReason::kResolveError);
+  EXPECT_EQ(r.error_detail, "127.0.0.1 is an IPv4 address, but the probe may only use IPv6");
+}
+
+TEST_F(SmtpProbeFamilyTest, Ip6FilterWithoutIpv6AddressIsResolveError) {
+  dns_.set("v4only.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}));
+  ProbeResult r = run(target("v4only.test.example", 25, IpProtocol::kIp6));
+  EXPECT_EQ(r.failure, FailureReason::kResolveError);
+  EXPECT_EQ(r.failed_phase, Phase::kResolve);
+  EXPECT_EQ(r.error_detail, "resolving v4only.test.example: no IPv6 address");
+  EXPECT_TRUE(r.phase(Phase::kResolve).has_value());
+  EXPECT_FALSE(r.phase(Phase::kConnect).has_value());
+}
+
+TEST_F(SmtpProbeFamilyTest, ManyAddressesOfOneFamilyAreRacedInOrder) {
+  // 127.0.0.2 and 127.0.0.3 are loopback too (127/8) but nothing listens there: refused.
+  server_.emplace(io_, testing::polite_dialogue());
+  dns_.set("three.test.example",
+           testing::DnsAnswer::addresses({"127.0.0.2", "127.0.0.3", "127.0.0.1"}));
+  ProbeResult r = run(target("three.test.example", server_->port(), IpProtocol::kIp4));
+  const std::string port = std::to_string(server_->port());
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + port);
+  const std::vector<std::string> notes = attempt_notes(r);
+  ASSERT_EQ(notes.size(), 3u);
+  EXPECT_TRUE(notes[0].starts_with("connect 127.0.0.2:" + port + ": Connection refused"))
+      << notes[0];
+  EXPECT_TRUE(notes[1].starts_with("connect 127.0.0.3:" + port + ": Connection refused"))
+      << notes[1];
+  EXPECT_TRUE(notes[2].starts_with("connect 127.0.0.1:" + port + ": connected in ")) << notes[2];
+}
+
+TEST_F(SmtpProbeIpv6Test, BracketedIpv6LiteralWorks) {
+  server_.emplace(io_, testing::polite_dialogue(), testing::loopback_v6());
+  std::string host;
+  std::uint16_t port = 0;
+  std::string error;
+  // The address as a config or the command line gives it.
+  ASSERT_TRUE(parse_address("[::1]:" + std::to_string(server_->port()), host, port, error))
+      << error;
+  ProbeResult r = run(target(host, port, IpProtocol::kAny), false);
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "[::1]:" + std::to_string(server_->port()));
+  EXPECT_FALSE(r.phase(Phase::kResolve).has_value());
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_TRUE(attempt_notes(r).empty());  // one address: no race to tell of
+  EXPECT_EQ(server_->connections(), 1);
+
+  r = run(target(host, port, IpProtocol::kIp6), false);
+  EXPECT_TRUE(r.success()) << r.error_detail;
+}
+
+TEST_F(SmtpProbeIpv6Test, Ip4FilterSkipsTheIpv6Address) {
+  std::optional<FakeSmtpServer> v6;
+  on_one_port(server_, v6, smtp_server(), smtp_server());
+  ASSERT_TRUE(v6);
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", server_->port(), IpProtocol::kIp4));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + std::to_string(server_->port()));
+  EXPECT_EQ(server_->connections(), 1);
+  EXPECT_EQ(v6->connections(), 0);
+  EXPECT_TRUE(attempt_notes(r).empty());
+}
+
+TEST_F(SmtpProbeIpv6Test, Ip6FilterSkipsTheIpv4Address) {
+  std::optional<FakeSmtpServer> v6;
+  on_one_port(server_, v6, smtp_server(), smtp_server());
+  ASSERT_TRUE(v6);
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", server_->port(), IpProtocol::kIp6));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "[::1]:" + std::to_string(server_->port()));
+  EXPECT_EQ(v6->connections(), 1);
+  EXPECT_EQ(server_->connections(), 0);
+}
+
+TEST_F(SmtpProbeIpv6Test, AnyTriesIpv6First) {
+  std::optional<FakeSmtpServer> v6;
+  on_one_port(server_, v6, smtp_server(), smtp_server());
+  ASSERT_TRUE(v6);
+  // Both would answer; the race starts with IPv6, which connects well within the attempt delay.
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", server_->port(), IpProtocol::kAny));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "[::1]:" + std::to_string(server_->port()));
+  EXPECT_EQ(v6->connections(), 1);
+}
+
+TEST_F(SmtpProbeIpv6Test, BlackholedIpv6LosesTheRaceToIpv4) {
+  std::optional<testing::BlackholePort> v6;
+  on_one_port(server_, v6, smtp_server(), blackhole());
+  ASSERT_TRUE(v6);
+  const std::string port = std::to_string(server_->port());
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", server_->port(), IpProtocol::kAny, 10s));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + port);
+  EXPECT_EQ(r.quit_code, 221);
+  // IPv4 joined the race after the attempt delay, not at the deadline.
+  EXPECT_GE(ms(r.phase(Phase::kConnect)), 250ms);
+  EXPECT_LT(ms(r.phase(Phase::kConnect)), 5s);
+  const std::vector<std::string> notes = attempt_notes(r);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_TRUE(notes[0].starts_with("connect [::1]:" + port + ": abandoned after ")) << notes[0];
+  EXPECT_TRUE(notes[1].starts_with("connect 127.0.0.1:" + port + ": connected in ")) << notes[1];
+}
+
+TEST_F(SmtpProbeIpv6Test, RefusedIpv6HandsOverToIpv4AtOnce) {
+  std::optional<testing::RefusingPort> v6;
+  on_one_port(server_, v6, smtp_server(), refusing());
+  ASSERT_TRUE(v6);
+  const std::string port = std::to_string(server_->port());
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", server_->port(), IpProtocol::kAny, 10s));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + port);
+  // Waiting out the attempt delay would take 250 ms at least; a refusal hands over at once.
+  EXPECT_LT(ms(r.phase(Phase::kConnect)), 250ms);
+  const std::vector<std::string> notes = attempt_notes(r);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_TRUE(notes[0].starts_with("connect [::1]:" + port + ": Connection refused")) << notes[0];
+  EXPECT_TRUE(notes[1].starts_with("connect 127.0.0.1:" + port + ": connected in ")) << notes[1];
+}
+
+TEST_F(SmtpProbeIpv6Test, FailedAttemptHandsOverWhileAnotherIsInFlight) {
+  // [::1] hangs; 127.0.0.2 (loopback, nothing there) joins after the attempt delay and is
+  // refused; 127.0.0.1 then starts at once, not one more attempt delay later.
+  std::optional<testing::BlackholePort> v6;
+  on_one_port(server_, v6, smtp_server(), blackhole());
+  ASSERT_TRUE(v6);
+  const std::string port = std::to_string(server_->port());
+  dns_.set("three.test.example",
+           testing::DnsAnswer::addresses({"127.0.0.2", "127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("three.test.example", server_->port(), IpProtocol::kAny, 10s));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + port);
+  EXPECT_GE(ms(r.phase(Phase::kConnect)), 250ms);
+  EXPECT_LT(ms(r.phase(Phase::kConnect)), 500ms);  // a second attempt delay would reach 500 ms
+  const std::vector<std::string> notes = attempt_notes(r);
+  ASSERT_EQ(notes.size(), 3u);
+  EXPECT_TRUE(notes[0].starts_with("connect [::1]:" + port + ": abandoned after ")) << notes[0];
+  EXPECT_TRUE(notes[1].starts_with("connect 127.0.0.2:" + port + ": Connection refused"))
+      << notes[1];
+  EXPECT_TRUE(notes[2].starts_with("connect 127.0.0.1:" + port + ": connected in ")) << notes[2];
+}
+
+TEST_F(SmtpProbeIpv6Test, BothRefusedIsConnectRefused) {
+  std::optional<testing::RefusingPort> v4;
+  std::optional<testing::RefusingPort> v6;
+  on_one_port(v4, v6, refusing(), refusing());
+  ASSERT_TRUE(v6);
+  const std::string port = std::to_string(v4->port());
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", v4->port(), IpProtocol::kAny, 10s));
+  EXPECT_EQ(r.failure, FailureReason::kConnectRefused) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kConnect);
+  EXPECT_EQ(r.peer, "");
+  EXPECT_LT(ms(r.phase(Phase::kConnect)), 5s);  // not the deadline
+  // The detail tells what each address got, in the order tried.
+  EXPECT_TRUE(r.error_detail.starts_with("connect: [::1]:" + port + ": Connection refused"))
+      << r.error_detail;
+  EXPECT_NE(r.error_detail.find("; 127.0.0.1:" + port + ": Connection refused"), std::string::npos)
+      << r.error_detail;
+  EXPECT_EQ(attempt_notes(r).size(), 2u);
+}
+
+TEST_F(SmtpProbeIpv6Test, BothBlackholedIsConnectTimeout) {
+  std::optional<testing::BlackholePort> v4;
+  std::optional<testing::BlackholePort> v6;
+  on_one_port(v4, v6, blackhole(), blackhole());
+  ASSERT_TRUE(v6);
+  const std::string port = std::to_string(v4->port());
+  dns_.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+  ProbeResult r = run(target("dual.test.example", v4->port(), IpProtocol::kAny, 600ms));
+  EXPECT_EQ(r.failure, FailureReason::kConnectTimeout) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kConnect);
+  EXPECT_GE(ms(r.total), 600ms);
+  EXPECT_TRUE(r.error_detail.starts_with("connect: timed out ([::1]:" + port + ": no answer"))
+      << r.error_detail;
+  EXPECT_NE(r.error_detail.find("127.0.0.1:" + port + ": no answer"), std::string::npos)
+      << r.error_detail;
 }
 
 }  // namespace
