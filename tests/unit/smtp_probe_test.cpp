@@ -659,5 +659,41 @@ TEST_F(SmtpProbeIpv6Test, BothBlackholedIsConnectTimeout) {
       << r.error_detail;
 }
 
+TEST(SmtpProbeAbandoned, DestroyingTheContextMidRaceIsSafe) {
+  // The daemon abandons probes in flight at shutdown: the coroutine frame goes with the
+  // io_context while connect handlers are still pending. Under ASan this must stay clean.
+  if (!have_ipv6_loopback()) GTEST_SKIP() << "this machine has no IPv6 loopback";
+  std::optional<ProbeResult> result;
+  {
+    asio::io_context io;
+    testing::FakeDnsServer dns;
+    Resolver resolver(io.get_executor(), ResolverOptions{{dns.address()}, 10s, 1});
+    std::optional<testing::BlackholePort> v4;
+    std::optional<testing::BlackholePort> v6;
+    for (int attempt = 0; attempt < 20 && !v6; ++attempt) {
+      v4.emplace(io);
+      try {
+        v6.emplace(io, tcp::endpoint(asio::ip::address_v6::loopback(), v4->port()));
+      } catch (const boost::system::system_error&) {
+      }
+    }
+    ASSERT_TRUE(v6);
+    dns.set("dual.test.example", testing::DnsAnswer::addresses({"127.0.0.1"}, {"::1"}));
+    ProbeTarget target;
+    target.host = "dual.test.example";
+    target.port = v4->port();
+    target.helo_name = "monitor.test.local";
+    target.timeout = 10s;
+    ProbeOptions options;
+    options.resolver = &resolver;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { result = co_await run_probe(target, options); },
+        asio::detached);
+    // Long enough for both attempts to be in flight (the second starts at 250 ms).
+    io.run_for(400ms);
+  }
+  EXPECT_FALSE(result.has_value());
+}
+
 }  // namespace
 }  // namespace smtp
