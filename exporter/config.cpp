@@ -1,5 +1,7 @@
 #include "exporter/config.h"
 
+#include "exporter/utf8.h"
+
 #include <tuple>
 
 #include <arpa/inet.h>
@@ -130,37 +132,10 @@ bool is_address_literal(std::string_view text) {
 bool is_utf8(std::string_view text, bool allow_controls) {
   std::size_t i = 0;
   while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      if (!allow_controls && (c < 0x20 || c == 0x7f)) return false;
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
     char32_t code = 0;
-    if ((c & 0xe0) == 0xc0) {
-      length = 2;
-      code = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      length = 3;
-      code = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      length = 4;
-      code = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + length > text.size()) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xc0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3f);
-    }
-    constexpr std::array<char32_t, 5> kMinForLength{0, 0, 0x80, 0x800, 0x10000};
-    if (code < kMinForLength[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-      return false;  // overlong, out of range, or a surrogate
-    }
-    if (!allow_controls && code <= 0x9f) return false;
+    const std::size_t length = utf8_sequence(text, i, code);
+    if (length == 0) return false;
+    if (!allow_controls && (code < 0x20 || (code >= 0x7f && code <= 0x9f))) return false;
     i += length;
   }
   return true;

@@ -119,12 +119,6 @@ class Daemon {
   }
 
  private:
-  static std::string format_endpoint(const tcp::endpoint& endpoint) {
-    std::string address = endpoint.address().to_string();
-    if (endpoint.address().is_v6()) address = "[" + address + "]";
-    return address + ":" + std::to_string(endpoint.port());
-  }
-
   // --- config ------------------------------------------------------------------------------
 
   /// Makes `config` the running one. Targets that stay (by name) keep their series and, if

@@ -1,5 +1,7 @@
 #include "exporter/log.h"
 
+#include "exporter/utf8.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -34,33 +36,8 @@ std::string_view level_name(Level level) {
 
 // Length of the well-formed UTF-8 sequence starting at text[i], or 0 if it is not one.
 std::size_t utf8_length(std::string_view text, std::size_t i) {
-  const auto c = static_cast<unsigned char>(text[i]);
-  if (c < 0x80) return 1;
-  std::size_t length = 0;
   char32_t code = 0;
-  if ((c & 0xe0) == 0xc0) {
-    length = 2;
-    code = c & 0x1f;
-  } else if ((c & 0xf0) == 0xe0) {
-    length = 3;
-    code = c & 0x0f;
-  } else if ((c & 0xf8) == 0xf0) {
-    length = 4;
-    code = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  for (std::size_t k = 1; k < length; ++k) {
-    const auto next = static_cast<unsigned char>(text[i + k]);
-    if ((next & 0xc0) != 0x80) return 0;
-    code = (code << 6) | (next & 0x3f);
-  }
-  constexpr char32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (code < kMinForLength[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-    return 0;
-  }
-  return length;
+  return utf8_sequence(text, i, code);
 }
 
 void append_unicode_escape(std::string& out, unsigned char c) {

@@ -14,6 +14,12 @@
 #include <unordered_map>
 
 namespace smtp {
+
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+  std::string address = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) address = "[" + address + "]";
+  return address + ":" + std::to_string(endpoint.port());
+}
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -12,6 +12,9 @@
 
 namespace smtp {
 
+/// "ip:port", or "[v6]:port" for IPv6: how an endpoint is written in logs and on the terminal.
+std::string format_endpoint(const tcp::endpoint& endpoint);
+
 /// c-ares statuses worth telling apart. The values are c-ares' own (ARES_ENODATA ...); any other
 /// c-ares status still makes an error_code of dns_category(), with c-ares' text.
 enum class DnsError : int {

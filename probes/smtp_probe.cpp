@@ -61,12 +61,6 @@ bool family_allowed(const asio::ip::address& address, IpProtocol protocol) {
   return true;
 }
 
-std::string format_endpoint(const tcp::endpoint& endpoint) {
-  std::string address = endpoint.address().to_string();
-  if (endpoint.address().is_v6()) address = "[" + address + "]";
-  return address + ":" + std::to_string(endpoint.port());
-}
-
 std::string format_ms(Clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
