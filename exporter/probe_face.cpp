@@ -10,6 +10,7 @@
 #include "exporter/config.h"
 #include "exporter/duration.h"
 #include "probes/smtp_probe.h"
+#include "probes/tls.h"
 
 namespace smtp {
 namespace {
@@ -56,6 +57,13 @@ void print_text(const ProbeTarget& target, const ProbeResult& result) {
   }
   std::printf("greeting code    %d\nquit code        %d\n", result.greeting_code, result.quit_code);
   std::printf("STARTTLS offered %s\n", result.starttls_advertised ? "yes" : "no");
+  if (result.tls) {
+    std::printf(
+        "TLS              %s %s\ncertificate      %s, expires %.0f (Unix time)\n",
+        result.tls->version.c_str(), result.tls->cipher.c_str(),
+        result.tls->verified ? "verified" : ("not verified: " + result.tls->verify_error).c_str(),
+        result.tls->earliest_not_after);
+  }
   if (result.success()) {
     std::printf("\nverdict: success\n");
   } else {
@@ -90,6 +98,13 @@ void print_json(const ProbeTarget& target, const ProbeResult& result) {
   if (result.banner) {
     out["banner"] = {{"hostname", result.banner->hostname}, {"software", result.banner->software}};
   }
+  if (result.tls) {
+    out["tls"] = {{"version", result.tls->version},
+                  {"cipher", result.tls->cipher},
+                  {"verified", result.tls->verified},
+                  {"verify_error", result.tls->verify_error},
+                  {"cert_expiry_timestamp_seconds", result.tls->earliest_not_after}};
+  }
   nlohmann::json transcript = nlohmann::json::array();
   for (const TranscriptLine& line : result.transcript) {
     transcript.push_back({{"ms", milliseconds(line.at)},
@@ -109,6 +124,13 @@ void add_probe_face_options(CLI::App& command, ProbeFaceOptions& options) {
   command.add_option("--helo", options.helo_name, "Name sent in EHLO (default: this host's name)");
   command.add_option("--timeout", options.timeout, "The whole probe's deadline")
       ->capture_default_str();
+  command.add_option("--ca-file", options.ca_file,
+                     "CA certificates to verify with (default: the "
+                     "system's store)");
+  command.add_option("--server-name", options.server_name,
+                     "Name sent as SNI and verified (default: the host)");
+  command.add_flag("--insecure-skip-verify", options.insecure_skip_verify,
+                   "Succeed even if the certificate does not verify (its facts are still shown)");
   command.add_flag("--json", options.json, "Print the result as JSON");
 }
 
@@ -129,6 +151,18 @@ int run_probe_face(const ProbeFaceOptions& options) {
     return 2;
   }
   target.timeout = *timeout;
+  if (target.tls != TlsMode::kNone) {
+    TlsSettings settings;
+    settings.ca_file = options.ca_file;
+    try {
+      target.tls_context = make_tls_context(settings);
+    } catch (const std::runtime_error& e) {
+      std::cerr << "smtp_exporter probe: " << e.what() << "\n";
+      return 2;
+    }
+    target.tls_server_name = options.server_name;
+    target.tls_insecure_skip_verify = options.insecure_skip_verify;
+  }
   target.helo_name = options.helo_name.empty() ? machine_hostname() : options.helo_name;
 
   asio::io_context io(1);

@@ -13,6 +13,9 @@ struct ProbeFaceOptions {
   std::string tls = "none";
   std::string helo_name;  // empty: the machine's host name
   std::string timeout = "10s";
+  std::string ca_file;      // empty: the system's CA store
+  std::string server_name;  // empty: the host
+  bool insecure_skip_verify = false;
   bool json = false;
 };
 
