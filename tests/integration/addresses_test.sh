@@ -299,7 +299,8 @@ log "--- what the exporter saw (figures for the record)"
 log "race: connect ${race_connect}s (::1 refused, then 127.0.0.1; attempt delay 250 ms)"
 for sel in 'target="both",address="127.0.0.1"' 'target="v6"' \
   "$mxa,address=\"127.0.0.2\""; do
-  log "$sel: connect $(metric_value "$s" "smtp_phase_seconds{$sel,phase=\"connect\"}")s," \
+  connect=$(metric_value "$s" "smtp_phase_seconds{$sel,phase=\"connect\"}")
+  log "$sel: last connect ${connect:-(none: the last probe ended before)}${connect:+s}," \
     "results: $(metric_lines "$s" "smtp_probes_total{$sel}" |
       sed 's/.*result="\([^"]*\)"} /\1=/' | paste -sd, -)"
 done
