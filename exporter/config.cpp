@@ -628,8 +628,10 @@ class Parser {
       if (const Entry* port = find(entries, "port")) {
         fail(port->where, "only allowed with \"mx\" (with \"address\", write host:port)");
       }
-      if (const Entry* refresh = find(entries, "mx_refresh")) {
-        fail(refresh->where, "only allowed with \"mx\"");
+      const Entry* refresh = find(entries, "mx_refresh");
+      if (refresh && !target.all_addresses) {
+        // With all_addresses it is how often the host's addresses are looked up again.
+        fail(refresh->where, "only allowed with \"mx\" or \"all_addresses: true\"");
       }
     }
 
