@@ -91,6 +91,27 @@ bool family_wanted(const asio::ip::address& address, IpProtocol protocol) {
   return protocol == IpProtocol::kAny || (protocol == IpProtocol::kIp4) == address.is_v4();
 }
 
+/// What a scrape renders, copied off the probe thread's live series.
+struct SeriesSnapshot {
+  std::vector<TargetSeries> series;
+  std::vector<MxSeries> mx;
+};
+
+/// Runs on the render thread. Parameters by value: the coroutine frame owns them.
+asio::awaitable<HttpResponse> render_metrics(std::shared_ptr<const SeriesSnapshot> snapshot,
+                                             bool gzip, const ExporterMetrics* metrics) {
+  HttpResponse response;
+  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  response.body = metrics->render();
+  render_target_series(snapshot->series, response.body);
+  render_mx_series(snapshot->mx, response.body);
+  if (gzip) {
+    response.body = gzip_compress(response.body);
+    response.gzipped = true;
+  }
+  co_return response;
+}
+
 class Daemon {
  public:
   Daemon(const DaemonOptions& options, Config config)
@@ -518,34 +539,20 @@ class Daemon {
   /// Snapshots the series on the probe thread (a copy, ~0.5 KB a target), then renders and
   /// compresses on the render thread so that a scrape never stalls the probes.
   asio::awaitable<HttpResponse> serve_metrics(const HttpRequest& request) {
-    struct Snapshot {
-      std::vector<TargetSeries> series;
-      std::vector<MxSeries> mx;
-    };
-    auto snapshot = std::make_shared<Snapshot>();
+    auto snapshot = std::make_shared<SeriesSnapshot>();
     snapshot->series.reserve(targets_.size() + groups_.size());
     for (const auto& target : targets_) snapshot->series.push_back(target->series);
     for (const auto& group : groups_) {
       if (group->lookup_series.probed) snapshot->series.push_back(group->lookup_series);
       snapshot->mx.push_back(group->mx_series);
     }
-    bool gzip = request.accepts_gzip;
-    ExporterMetrics& metrics = metrics_;
-    co_return co_await asio::co_spawn(
-        render_pool_,
-        [snapshot, gzip, &metrics]() -> asio::awaitable<HttpResponse> {
-          HttpResponse response;
-          response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-          response.body = metrics.render();
-          render_target_series(snapshot->series, response.body);
-          render_mx_series(snapshot->mx, response.body);
-          if (gzip) {
-            response.body = gzip_compress(response.body);
-            response.gzipped = true;
-          }
-          co_return response;
-        },
-        asio::use_awaitable);
+    // A named coroutine, not a lambda: GCC 12 destroys a capturing lambda coroutine created
+    // inside a co_await expression twice.
+    asio::awaitable<HttpResponse> rendering =
+        render_metrics(std::move(snapshot), request.accepts_gzip, &metrics_);
+    HttpResponse response =
+        co_await asio::co_spawn(render_pool_, std::move(rendering), asio::use_awaitable);
+    co_return response;
   }
 
   DaemonOptions options_;
