@@ -280,7 +280,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
   }
 
   render_gauge(targets, out, "smtp_starttls_advertised",
-               "1 if the last EHLO reply offered STARTTLS.",
+               "1 if the last probe's plaintext EHLO reply offered STARTTLS.",
                [](const TargetSeries& s) { return s.starttls_advertised; });
 
   append_header(out, "smtp_size_limit_bytes", "gauge",
