@@ -5,9 +5,11 @@
 #      shell scripts (shellcheck)
 #   3. configures and builds in build/ (CMake, Ninja, RelWithDebInfo)
 #   4. runs ctest: unit tests, then the integration tests (real Postfix, Exim, Prometheus)
+#   5. builds the fuzz targets with clang in build-fuzz/ and runs their smoke: each target over
+#      its seed corpus for a fixed number of inputs with a fixed seed (tests/fuzz/README.md)
 # Exits non-zero if any step fails; a formatting or lint failure does not stop the build and tests, so
 # one run shows everything that is wrong.
-# Environment: SKIP_DEPS=1 skips step 1; JOBS (default: cores) for ninja and ctest;
+# Environment: SKIP_DEPS=1 skips step 1; SKIP_FUZZ=1 skips step 5; JOBS (default: cores) for ninja and ctest;
 # CTEST_ARGS (e.g. "-L unit" or "-R mta") is passed on to ctest.
 set -euo pipefail
 
@@ -58,6 +60,19 @@ step "ctest"
 # shellcheck disable=SC2086 # CTEST_ARGS is a list of words
 if ! ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" ${CTEST_ARGS:-}; then
   failed+=(ctest)
+fi
+
+if [[ -z ${SKIP_FUZZ:-} ]]; then
+  step "fuzz smoke ($root/build-fuzz)"
+  if cmake -S tests/fuzz -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER=clang++ &&
+    ninja -C "$root/build-fuzz" -j "$jobs"; then
+    if ! ctest --test-dir "$root/build-fuzz" --output-on-failure -j "$jobs"; then
+      failed+=(fuzz)
+    fi
+  else
+    echo "fuzz targets failed to build"
+    failed+=(fuzz-build)
+  fi
 fi
 
 if ((${#failed[@]})); then
