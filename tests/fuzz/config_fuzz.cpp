@@ -61,6 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view message = e.what();
     // "fuzz.yml:7: targets[0].timeout: ..." or, without a line, "fuzz.yml: ...".
     FUZZ_CHECK(message.starts_with(std::string(kSource) + ":"));
+    // One line, whatever the file holds: it goes to a log line and a terminal. quoted() escapes
+    // the values it shows; yaml-cpp's own messages are fixed texts.
+    FUZZ_CHECK(std::none_of(message.begin(), message.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    }));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "parse_config threw something other than ConfigError: %s\n", e.what());
     std::abort();
