@@ -50,6 +50,13 @@ struct Sourced {
   std::optional<Where> where;
 };
 
+void append_control_escape(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\x";
+  out += kHex[c >> 4];
+  out += kHex[c & 0xf];
+}
+
 std::string quoted(std::string_view text) {
   constexpr std::size_t kMaxShown = 64;
   std::string out = "\"";
@@ -60,16 +67,28 @@ std::string quoted(std::string_view text) {
       out += '\\';
       out += static_cast<char>(c);
     } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      append_control_escape(out, c);
     } else {
       out += static_cast<char>(c);
     }
   }
   if (shown < text.size()) out += "...";
   out += '"';
+  return out;
+}
+
+// yaml-cpp's messages are fixed texts, but "unknown escape character: " ends with the raw byte
+// that followed the backslash: a message must stay one printable line.
+std::string escape_controls(std::string_view text) {
+  std::string out;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      append_control_escape(out, c);
+    } else {
+      out += ch;
+    }
+  }
   return out;
 }
 
@@ -824,13 +843,13 @@ Config parse_config(std::string_view yaml, std::string_view source,
     }
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    parser.fail(line_of(e.mark), "", e.msg);
+    parser.fail(line_of(e.mark), "", escape_controls(e.msg));
   }
   try {
     return parser.parse_document(root, default_helo_name);
   } catch (const YAML::Exception& e) {
     // Conversions are checked before they are made; this would be a bug, but still name the file.
-    parser.fail(line_of(e.mark), "", e.msg);
+    parser.fail(line_of(e.mark), "", escape_controls(e.msg));
   }
 }
 

@@ -6,9 +6,11 @@
 #   3. configures and builds in build/ (CMake, Ninja, RelWithDebInfo)
 #   4. runs ctest: unit tests, then the integration tests (real Postfix, Exim, Prometheus)
 #   5. builds again with AddressSanitizer and UBSan in build-asan/ (Debug) and runs ctest there too
+#   6. builds the fuzz targets with clang in build-fuzz/ and runs their smoke: each target over
+#      its seed corpus for a fixed number of inputs with a fixed seed (tests/fuzz/README.md)
 # Exits non-zero if any step fails; a formatting or lint failure does not stop the build and tests, so
 # one run shows everything that is wrong.
-# Environment: SKIP_DEPS=1 skips step 1; JOBS (default: cores) for ninja and ctest;
+# Environment: SKIP_DEPS=1 skips step 1; SKIP_FUZZ=1 skips step 6; JOBS (default: cores) for ninja and ctest;
 # CTEST_ARGS (e.g. "-L unit" or "-R mta") is passed on to ctest.
 set -euo pipefail
 
@@ -75,6 +77,19 @@ else
   if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs" ${CTEST_ARGS:-}; then
     failed+=(ctest-asan)
+  fi
+fi
+
+if [[ -z ${SKIP_FUZZ:-} ]]; then
+  step "fuzz smoke ($root/build-fuzz)"
+  if cmake -S tests/fuzz -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER=clang++ &&
+    ninja -C "$root/build-fuzz" -j "$jobs"; then
+    if ! ctest --test-dir "$root/build-fuzz" --output-on-failure -j "$jobs"; then
+      failed+=(fuzz)
+    fi
+  else
+    echo "fuzz targets failed to build"
+    failed+=(fuzz-build)
   fi
 fi
 

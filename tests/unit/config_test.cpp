@@ -356,6 +356,15 @@ TEST(ConfigErrors, ValuesInMessagesAreEscapedAndCut) {
                 std::string(61, 'x') + "...\"");
 }
 
+// Found by tests/fuzz/config_fuzz: yaml-cpp's "unknown escape character: " message ends with the
+// raw byte after the backslash (or its end-of-input marker 0x04), which went out unescaped to
+// --config.check's stderr and /-/reload's answer.
+TEST(ConfigErrors, YamlMessagesAreEscaped) {
+  EXPECT_EQ(error_of("targets:\n  - name: \"a\\\x1b\"\n"),
+            "test.yml:2: unknown escape character: \\x1b");
+  EXPECT_EQ(error_of("name: \"\\"), "test.yml:1: unknown escape character: \\x04");
+}
+
 TEST(ConfigErrors, NulCannotHideInAnAddress) {
   EXPECT_EQ(error_of("targets:\n  - {name: a, address: \"192.0.2.1\\0x:25\"}\n"),
             "test.yml:2: targets[0].address: invalid address \"192.0.2.1\\x00x:25\": invalid host "

@@ -1,0 +1,79 @@
+// parse_reply on arbitrary bytes: never crashes, and what it reports is consistent.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "probes/reply.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace {
+
+using smtp::ParseResult;
+using smtp::ParseStatus;
+
+bool is_text_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+void check_complete(std::string_view input, const ParseResult& r) {
+  FUZZ_CHECK(r.consumed > 0);
+  FUZZ_CHECK(r.consumed <= input.size());
+  FUZZ_CHECK(input[r.consumed - 1] == '\n');
+  FUZZ_CHECK(r.consumed <= smtp::kMaxReplyBytes);
+  FUZZ_CHECK(!r.reply.lines.empty());
+  FUZZ_CHECK(r.reply.lines.size() <= smtp::kMaxReplyLines);
+  FUZZ_CHECK(r.reply.code >= 200 && r.reply.code <= 559);
+  FUZZ_CHECK(r.reply.code / 10 % 10 <= 5);  // second digit 0-5 (RFC 5321 §4.2)
+  for (const std::string& line : r.reply.lines) {
+    FUZZ_CHECK(line.size() < smtp::kMaxReplyLineBytes);
+    for (char c : line) FUZZ_CHECK(is_text_byte(static_cast<unsigned char>(c)));
+  }
+
+  // The verdict rests on the consumed bytes alone: what follows them (the next reply,
+  // pipelined) changes nothing.
+  const ParseResult alone = smtp::parse_reply(input.substr(0, r.consumed));
+  FUZZ_CHECK(alone.status == ParseStatus::kComplete);
+  FUZZ_CHECK(alone.consumed == r.consumed);
+  FUZZ_CHECK(alone.reply.code == r.reply.code);
+  FUZZ_CHECK(alone.reply.lines == r.reply.lines);
+
+  // Written out again (LF endings, never longer than the original lines), the reply parses to
+  // itself.
+  const std::string code = std::to_string(r.reply.code);
+  std::string written;
+  for (std::size_t i = 0; i < r.reply.lines.size(); ++i) {
+    written += code;
+    written += i + 1 < r.reply.lines.size() ? '-' : ' ';
+    written += r.reply.lines[i];
+    written += '\n';
+  }
+  const ParseResult again = smtp::parse_reply(written);
+  FUZZ_CHECK(again.status == ParseStatus::kComplete);
+  FUZZ_CHECK(again.consumed == written.size());
+  FUZZ_CHECK(again.reply.code == r.reply.code);
+  FUZZ_CHECK(again.reply.lines == r.reply.lines);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const ParseResult r = smtp::parse_reply(input);
+  switch (r.status) {
+    case ParseStatus::kComplete:
+      check_complete(input, r);
+      break;
+    case ParseStatus::kIncomplete:
+      // "Read more" is only an answer while the reply could still fit the bounded buffer.
+      FUZZ_CHECK(size < smtp::kMaxReplyBytes);
+      [[fallthrough]];
+    case ParseStatus::kMalformed:
+    case ParseStatus::kLineTooLong:
+      FUZZ_CHECK(r.consumed == 0);
+      FUZZ_CHECK(r.reply.code == 0);
+      FUZZ_CHECK(r.reply.lines.empty());
+      break;
+    default:
+      FUZZ_CHECK(false && "unknown ParseStatus");
+  }
+  return 0;
+}
