@@ -45,7 +45,6 @@ bool is_closed_error(const error_code& ec) {
 }
 
 /// RFC 8305 §5: how long a connection attempt runs alone before the next one joins it.
-constexpr std::chrono::milliseconds kConnectionAttemptDelay{250};
 /// Attempts named one by one in a failed race's error detail; past it, only counted.
 constexpr std::size_t kMaxAttemptsInDetail = 8;
 
@@ -275,7 +274,7 @@ class Session {
   }
 
   /// RFC 8305 §5 connection racing over `endpoints` (already in the order to try): an attempt
-  /// starts, and the next joins it when kConnectionAttemptDelay has passed or as soon as an
+  /// starts, and the next joins it when the connection attempt delay has passed or as soon as an
   /// attempt fails; the first to connect wins and the others are closed. Bounded by the
   /// deadline. Asio 1.74 has no awaitable operators: the attempts are plain completion
   /// handlers, and this coroutine waits on a timer that they cancel to wake it.
@@ -300,7 +299,7 @@ class Session {
       }
       if (next < count && (now >= next_due || race->connecting == 0)) {
         ConnectRace::start(race, next++);
-        next_due = now + kConnectionAttemptDelay;
+        next_due = now + options_.connection_attempt_delay;
       }
       if (race->connecting == 0 && next == count) break;  // every attempt failed
       race->wake.expires_at(next < count ? std::min(next_due, deadline_) : deadline_);

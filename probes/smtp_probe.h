@@ -32,7 +32,8 @@ struct ProbeTarget {
   std::string tls_server_name;
   bool tls_insecure_skip_verify = false;
   /// With several addresses left after this filter, connections are raced: a new attempt
-  /// starts every 250 ms (or as soon as one fails) and the first to connect wins.
+  /// starts every ProbeOptions::connection_attempt_delay (or as soon as one fails) and the
+  /// first to connect wins.
   IpProtocol ip_protocol = IpProtocol::kAny;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // the whole probe's deadline
 };
@@ -44,6 +45,9 @@ struct ProbeOptions {
   /// Looks up a target given by name (c-ares, on the probe's io_context; it must outlive the
   /// probe). Null: the system's getaddrinfo, one lookup at a time (the free resolve_host).
   Resolver* resolver = nullptr;
+  /// RFC 8305 §5's "Connection Attempt Delay": how long an attempt runs alone before the next
+  /// address joins the race (250 ms, the RFC's recommendation).
+  std::chrono::milliseconds connection_attempt_delay{250};
 };
 
 /// The order in which a probe tries several addresses of a host (RFC 8305 §4): the families
