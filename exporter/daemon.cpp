@@ -255,13 +255,7 @@ class Daemon {
       log::write(log::Level::kInfo, "config reloaded",
                  {{"targets", std::to_string(configured_targets_)}});
       return true;
-    } catch (const ConfigError& e) {
-      metrics_.set_config_reload(false, unix_now());
-      error = e.what();
-      log::write(log::Level::kError, "config reload failed, keeping the running config",
-                 {{"err", error}});
-      return false;
-    } catch (const std::exception& e) {  // e.g. a DNS server c-ares cannot use
+    } catch (const std::exception& e) {  // ConfigError, or a DNS server c-ares cannot use
       metrics_.set_config_reload(false, unix_now());
       error = e.what();
       log::write(log::Level::kError, "config reload failed, keeping the running config",
@@ -604,12 +598,9 @@ int run_daemon(const DaemonOptions& options) {
   try {
     Daemon daemon(options, std::move(config));
     return daemon.run();
-  } catch (const boost::system::system_error& e) {
+  } catch (const std::exception& e) {
+    // A listen address that is malformed or taken, or a resolver that cannot start.
     log::write(log::Level::kError, "cannot start",
-               {{"address", options.listen_address}, {"err", e.what()}});
-    return 1;
-  } catch (const std::invalid_argument& e) {
-    log::write(log::Level::kError, "bad --web.listen-address",
                {{"address", options.listen_address}, {"err", e.what()}});
     return 1;
   }

@@ -7,8 +7,6 @@
 
 #include <prometheus/text_serializer.h>
 
-#include "exporter/process_metrics.h"
-
 namespace smtp {
 namespace {
 
@@ -398,7 +396,7 @@ void ExporterMetrics::observe_schedule_lag(std::chrono::nanoseconds lag) {
 
 std::string ExporterMetrics::render() const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
-  std::vector<prometheus::MetricFamily> process = ProcessCollector().Collect();
+  std::vector<prometheus::MetricFamily> process = process_.Collect();
   families.insert(families.end(), std::make_move_iterator(process.begin()),
                   std::make_move_iterator(process.end()));
   std::ostringstream out;

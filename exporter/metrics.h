@@ -20,6 +20,7 @@
 #include <prometheus/registry.h>
 
 #include "exporter/config.h"
+#include "exporter/process_metrics.h"
 #include "probes/probe_result.h"
 
 namespace smtp {
@@ -118,19 +119,17 @@ class ExporterMetrics {
  public:
   ExporterMetrics();
 
-  prometheus::Registry& registry() { return *registry_; }
-  std::shared_ptr<prometheus::Registry> shared_registry() { return registry_; }
-
   void set_config_reload(bool successful, double now_unix_seconds);
   void set_targets(std::size_t count) { targets_.Set(static_cast<double>(count)); }
   void set_probes_in_flight(std::size_t count) { in_flight_.Set(static_cast<double>(count)); }
   void observe_schedule_lag(std::chrono::nanoseconds lag);
 
-  /// prometheus-cpp's text rendering of this registry (thread-safe).
+  /// prometheus-cpp's text rendering of this registry and the process metrics (thread-safe).
   std::string render() const;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
+  ProcessCollector process_;  // reads /proc at each render; the start time once
   prometheus::Gauge& reload_successful_;
   prometheus::Gauge& reload_success_timestamp_;
   prometheus::Gauge& targets_;
