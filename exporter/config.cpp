@@ -21,6 +21,7 @@
 
 #include "exporter/duration.h"
 #include "probes/banner.h"
+#include "probes/text.h"
 
 namespace smtp {
 namespace {
@@ -50,13 +51,6 @@ struct Sourced {
   std::optional<Where> where;
 };
 
-void append_control_escape(std::string& out, unsigned char c) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += "\\x";
-  out += kHex[c >> 4];
-  out += kHex[c & 0xf];
-}
-
 std::string quoted(std::string_view text) {
   constexpr std::size_t kMaxShown = 64;
   std::string out = "\"";
@@ -67,7 +61,7 @@ std::string quoted(std::string_view text) {
       out += '\\';
       out += static_cast<char>(c);
     } else if (c < 0x20 || c == 0x7f) {
-      append_control_escape(out, c);
+      append_hex_escape(out, c);
     } else {
       out += static_cast<char>(c);
     }
@@ -84,7 +78,7 @@ std::string escape_controls(std::string_view text) {
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7f) {
-      append_control_escape(out, c);
+      append_hex_escape(out, c);
     } else {
       out += ch;
     }
@@ -136,11 +130,7 @@ bool is_address_literal(std::string_view text) {
   if (text.size() < 3 || text.front() != '[' || text.back() != ']') return false;
   const std::string inner(text.substr(1, text.size() - 2));
   constexpr std::string_view kV6Prefix = "IPv6:";
-  if (inner.size() > kV6Prefix.size() &&
-      std::equal(kV6Prefix.begin(), kV6Prefix.end(), inner.begin(), [](char a, char b) {
-        return std::tolower(static_cast<unsigned char>(a)) ==
-               std::tolower(static_cast<unsigned char>(b));
-      })) {
+  if (inner.size() > kV6Prefix.size() && iequals(inner.substr(0, kV6Prefix.size()), kV6Prefix)) {
     return is_ipv6(inner.substr(kV6Prefix.size()));
   }
   return is_ipv4(inner);
@@ -265,11 +255,9 @@ std::string_view ip_protocol_name(IpProtocol protocol) {
   return "any";
 }
 
-std::string lower_without_trailing_dot(std::string text) {
-  if (!text.empty() && text.back() == '.') text.pop_back();
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
+std::string lower_without_trailing_dot(std::string_view text) {
+  if (!text.empty() && text.back() == '.') text.remove_suffix(1);
+  return ascii_lowered(text);
 }
 
 struct Defaults {

@@ -10,7 +10,7 @@ namespace smtp {
 
 struct DaemonOptions {
   std::optional<std::string> config_file;  // none: the embedded default config
-  std::string listen_address = ":9125";
+  std::string listen_address = ":19225";
   std::size_t max_concurrency = 0;  // 0: derived from the open-file limit
 };
 

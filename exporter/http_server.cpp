@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "probes/text.h"
+
 namespace smtp {
 namespace {
 
@@ -35,18 +37,10 @@ constexpr std::chrono::milliseconds kAcceptBackoff{100};
 // Beast 1.74 hands out boost::string_view.
 std::string_view to_std(beast::string_view s) { return {s.data(), s.size()}; }
 
-char ascii_lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return ascii_lower(x) == ascii_lower(y);
-         });
 }
 
 int hex_value(char c) {

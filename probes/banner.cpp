@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "probes/text.h"
+
 namespace smtp {
 namespace {
 
@@ -14,19 +16,10 @@ constexpr std::string_view kInvalid = "invalid";
 constexpr std::size_t kMaxDomainBytes = 253;  // RFC 1035 §2.3.4, without the trailing dot
 constexpr std::size_t kMaxLabelBytes = 63;
 
-char to_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 bool is_space(char c) { return c == ' ' || c == '\t'; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
-  }
-  return true;
-}
 
 // `host` is `domain` or a subdomain of it. `host` is already lower-cased.
 bool in_domain(std::string_view host, std::string_view domain) {
@@ -65,9 +58,7 @@ std::string normalise_hostname(std::string_view word) {
   if (word.front() == '[') return normalise_address_literal(word);
   if (!is_valid_domain(word)) return std::string(kInvalid);
   if (word.back() == '.') word.remove_suffix(1);
-  std::string result(word);
-  for (char& c : result) c = to_lower(c);
-  return result;
+  return ascii_lowered(word);
 }
 
 // What the words of a greeting say. Words are runs of letters and digits, compared
@@ -110,7 +101,7 @@ class WordScanner {
   void scan(std::string_view text) {
     for (char c : text) {
       if (is_alnum(c)) {
-        if (length_ < word_.size()) word_[length_] = to_lower(c);
+        if (length_ < word_.size()) word_[length_] = ascii_lower(c);
         ++length_;
       } else {
         end_word();

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "probes/text.h"
+
 namespace smtp {
 namespace {
 
@@ -13,21 +15,14 @@ constexpr std::size_t kMaxKeywordBytes = 64;
 constexpr std::size_t kMaxMechanismBytes = 20;  // RFC 4422 §3.1: SASL names are 1-20 characters
 constexpr std::size_t kMaxMechanisms = 32;
 
-char to_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return to_upper(x) == to_upper(y);
-         });
-}
-
 std::string upper(std::string_view s) {
   std::string result(s);
-  for (char& c : result) c = to_upper(c);
+  for (char& c : result) c = ascii_upper(c);
   return result;
 }
 

@@ -42,6 +42,8 @@ std::string_view reason_name(FailureReason reason) {
       return "greeting_rejected";
     case FailureReason::kGreetingMalformed:
       return "greeting_malformed";
+    case FailureReason::kReplyMalformed:
+      return "reply_malformed";
     case FailureReason::kLineTooLong:
       return "line_too_long";
     case FailureReason::kConnectionClosed:
@@ -70,6 +72,8 @@ std::string_view reason_name(FailureReason reason) {
       return "quit_unexpected_code";
     case FailureReason::kNullMx:
       return "null_mx";
+    case FailureReason::kExporterOverloaded:
+      return "exporter_overloaded";
   }
   return "unknown";
 }

@@ -40,6 +40,7 @@ enum class FailureReason : std::uint8_t {
   kGreetingTimeout,
   kGreetingRejected,
   kGreetingMalformed,
+  kReplyMalformed,  // a later reply (EHLO, STARTTLS, QUIT) is not an SMTP reply
   kLineTooLong,
   kConnectionClosed,
   kEhloTimeout,
@@ -54,8 +55,11 @@ enum class FailureReason : std::uint8_t {
   kQuitTimeout,
   kQuitUnexpectedCode,
   kNullMx,
+  /// The exporter could not get a socket (its descriptor budget is spent): not the server's
+  /// fault, so never reported as a connect error.
+  kExporterOverloaded,
 };
-inline constexpr std::size_t kFailureReasonCount = 23;
+inline constexpr std::size_t kFailureReasonCount = 25;
 
 /// The contract's `result` label value: "success" for kNone, else the reason's name.
 std::string_view reason_name(FailureReason reason);

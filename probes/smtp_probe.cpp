@@ -10,6 +10,7 @@
 #include "probes/ehlo.h"
 #include "probes/reply.h"
 #include "probes/resolve.h"
+#include "probes/text.h"
 #include "probes/tls.h"
 
 namespace smtp {
@@ -20,23 +21,6 @@ using boost::system::error_code;
 
 /// How a read of one reply ended. kTlsError: the TLS layer failed (an alert, a bad record).
 enum class ReadOutcome { kReply, kTimeout, kClosed, kMalformed, kTooLong, kTlsError };
-
-/// Makes bytes from the server safe to print: control and non-ASCII bytes become \xNN.
-std::string printable(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size());
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
 
 bool is_closed_error(const error_code& ec) {
   return ec == asio::error::eof || ec == asio::error::connection_reset ||

@@ -3,16 +3,16 @@
 #   - installs what building and running need (tests/support/install_deps.sh build run)
 #   - builds the exporter (build/smtp_exporter)
 #   - starts a real Postfix on 127.0.0.1:2525, with a private config (nothing in /etc changes)
-#   - runs the exporter in the foreground on 127.0.0.1:9125, probing that Postfix with
+#   - runs the exporter in the foreground on 127.0.0.1:19225, probing that Postfix with
 #     deploy/local/smtp_exporter.yml; Ctrl-C stops the exporter and Postfix.
-# Environment: SMTP_EXPORTER_LISTEN (default 127.0.0.1:9125), SMTP_DEMO_PORT (Postfix's port,
+# Environment: SMTP_EXPORTER_LISTEN (default 127.0.0.1:19225), SMTP_DEMO_PORT (Postfix's port,
 # default 2525), SMTP_DEMO_DIR (Postfix's files, default /var/tmp/smtp_exporter-demo),
 # SKIP_DEPS=1 (skip the apt step), SMTP_EXPORTER_BINARY (use this binary instead of building
 # one). Arguments are passed on to the exporter (e.g. --log.level=debug).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-listen=${SMTP_EXPORTER_LISTEN:-127.0.0.1:9125}
+listen=${SMTP_EXPORTER_LISTEN:-127.0.0.1:19225}
 smtp_port=${SMTP_DEMO_PORT:-2525}
 run_dir=${SMTP_DEMO_DIR:-/var/tmp/smtp_exporter-demo}
 
