@@ -222,6 +222,7 @@ function selfTest(objs) {
     ['Deployment', (d) => { d.spec.template.spec.securityContxt = {}; },
       '.spec.template.spec.securityContxt'],
     ['Service', (s) => { s.spec.selctor = s.spec.selector; }, '.spec.selctor'],
+    ['ConfigMap', (m) => { m.metadata.lables = {}; }, '.metadata.lables'],
     ['ServiceMonitor', (m) => { m.spec.endpoints[0].scrapeTimout = '5s'; },
       '.spec.endpoints[0].scrapeTimout'],
     ['PrometheusRule', (r) => { r.spec.groups[0].rules[0].expresion = 'up'; },
