@@ -129,7 +129,7 @@ assert_eq /usr/local/bin/smtp_exporter "$(readlink "/proc/$pid/exe")" \
   "the container's process (its PID 1) is the exporter itself"
 status_field() { awk -v k="$1:" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "/proc/$pid/status"; }
 uid=${user%%:*}
-assert_eq "$uid	$uid	$uid	$uid" "$(status_field Uid)" "the process's real, effective, saved and fs uid"
+assert_eq "$uid $uid $uid $uid" "$(status_field Uid)" "the process's real, effective, saved and fs uid"
 for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
   assert_eq 0000000000000000 "$(status_field "$cap")" "$cap of the process"
 done
