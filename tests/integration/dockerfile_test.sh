@@ -38,12 +38,24 @@ read -r -a packages <<<"$(sed -n 's/.*apt-get install -y --no-install-recommends
 ((${#packages[@]} > 0)) || fail "no apt-get install in the Dockerfile's runtime stage"
 log "runtime packages: ${packages[*]}"
 
-libs=0
-while read -r lib; do
+# Each library's package, by one dpkg query (it is slow); dpkg knows a library by the path its
+# package ships, /lib or /usr/lib (merged /usr), so both are asked.
+mapfile -t linked < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+((${#linked[@]} >= 5)) || fail "ldd listed only ${#linked[@]} libraries of $binary: is the parsing broken?"
+queries=()
+for lib in "${linked[@]}"; do
   real=$(readlink -f "$lib")
-  # dpkg knows a library by the path its package ships, /lib or /usr/lib (merged /usr).
-  owner=$(dpkg -S "$real" 2>/dev/null || dpkg -S "${real#/usr}" 2>/dev/null || true)
-  owner=${owner%%:*}
+  queries+=("$real" "${real#/usr}")
+done
+declare -A owner_of=()
+while IFS= read -r line; do
+  owner_of[${line#*: }]=${line%%:*}
+done < <(dpkg -S "${queries[@]}" 2>/dev/null || true)
+
+libs=0
+for lib in "${linked[@]}"; do
+  real=$(readlink -f "$lib")
+  owner=${owner_of[$real]:-${owner_of[${real#/usr}]:-}}
   case $owner in
     libasan* | libubsan* | libtsan* | liblsan*)
       log "skipping $lib: the sanitizer runtime of this build, not part of the image's"
@@ -54,6 +66,5 @@ while read -r lib; do
   [[ " ${packages[*]} " == *" $owner "* ]] ||
     fail "$binary links $lib from package $owner, which the Dockerfile's runtime stage does not install"
   libs=$((libs + 1))
-done < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
-((libs >= 5)) || fail "ldd listed only $libs libraries of $binary: is the parsing broken?"
+done
 log "ok: the runtime stage installs the package of each of the $libs libraries $binary links"
