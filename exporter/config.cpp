@@ -140,7 +140,7 @@ Config parse_config(std::string_view yaml, std::string_view source,
   }
 }
 
-Config load_config_file(const std::string& path, const std::string& default_helo_name) {
+std::string read_config_text(const std::string& path) {
   const auto cannot_read = [&path](int error) {
     return ConfigError(path + ": cannot read: " + std::strerror(error));
   };
@@ -172,7 +172,11 @@ Config load_config_file(const std::string& path, const std::string& default_helo
     text.append(buffer, static_cast<std::size_t>(n));
   }
   ::close(fd);
-  return parse_config(text, path, default_helo_name);
+  return text;
+}
+
+Config load_config_file(const std::string& path, const std::string& default_helo_name) {
+  return parse_config(read_config_text(path), path, default_helo_name);
 }
 
 std::string_view embedded_default_config() {

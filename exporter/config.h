@@ -73,6 +73,10 @@ Config parse_config(std::string_view yaml, std::string_view source,
 /// Reads and parses a file. Throws ConfigError (also for a file that cannot be read).
 Config load_config_file(const std::string& path, const std::string& default_helo_name);
 
+/// The text of a config file, read without blocking (a FIFO is refused, not waited on). Throws
+/// ConfigError for anything but a readable regular file of at most 64 MiB.
+std::string read_config_text(const std::string& path);
+
 /// The config used when no --config.file is given: probes localhost:25 every 30s.
 std::string_view embedded_default_config();
 

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "exporter/config.h"
 #include "exporter/config_reloader.h"
+#include "exporter/config_watcher.h"
 #include "exporter/http_server.h"
 #include "exporter/log.h"
 #include "exporter/metrics.h"
@@ -72,12 +74,19 @@ class Daemon {
                 {.max_concurrency = probe_concurrency_limit(options.max_concurrency)}),
         reloader_(
             io_.get_executor(), config_pool_.get_executor(),
-            [file = options.config_file] { return load_config_or_default(file); },
+            [file = options.config_file, shard = options.shard] {
+              return load_config_or_default(file, shard);
+            },
             [this](Config loaded) { apply(std::move(loaded), "config reloaded"); },
             [this](const ConfigReloader::Outcome& outcome) { report_reload(outcome); }),
         http_(io_.get_executor(), parse_listen_address(options.listen_address)) {
     apply(std::move(config), "config loaded");
     metrics_.set_config_reload(true, unix_now());
+    metrics_.set_shard(options.shard.index, options.shard.count);
+    if (options.config_file && options.auto_reload_interval.count() > 0) {
+      watcher_.emplace(io_.get_executor(), config_pool_.get_executor(), *options.config_file,
+                       options.auto_reload_interval, [this] { reload_in_background(); });
+    }
   }
 
   int run() {
@@ -86,6 +95,7 @@ class Daemon {
     log::write(log::Level::kInfo, "listening",
                {{"address", format_endpoint(http_.local_endpoint())}});
     wait_for_signal();
+    if (watcher_) watcher_->start();
     runner_.start();
     io_.run();
     render_pool_.join();
@@ -124,9 +134,7 @@ class Daemon {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
       if (ec) return;
       if (signal == SIGHUP) {
-        asio::co_spawn(io_, reloader_.reload(), [](std::exception_ptr, ConfigReloader::Outcome) {
-          // Reported once per load by report_reload().
-        });
+        reload_in_background();
         wait_for_signal();
         return;
       }
@@ -135,8 +143,15 @@ class Daemon {
     });
   }
 
+  void reload_in_background() {
+    asio::co_spawn(io_, reloader_.reload(), [](std::exception_ptr, ConfigReloader::Outcome) {
+      // Reported once per load by report_reload().
+    });
+  }
+
   /// Stops accepting, abandons the probes in flight and lets io_.run() return.
   void stop() {
+    if (watcher_) watcher_->stop();
     runner_.stop();
     http_.stop();
     boost::system::error_code ignored;
@@ -192,6 +207,7 @@ class Daemon {
   ExporterMetrics metrics_;
   ProbeRunner runner_;
   ConfigReloader reloader_;
+  std::optional<ConfigWatcher> watcher_;
   HttpServer http_;
 };
 
@@ -211,15 +227,18 @@ std::size_t probe_concurrency_limit(std::size_t requested) {
   return std::min(wanted, fd_cap);
 }
 
-Config load_config_or_default(const std::optional<std::string>& config_file) {
-  if (config_file) return load_config_file(*config_file, machine_hostname());
-  return parse_config(embedded_default_config(), "<embedded default>", machine_hostname());
+Config load_config_or_default(const std::optional<std::string>& config_file, const Shard& shard) {
+  Config config = config_file ? load_config_file(*config_file, machine_hostname())
+                              : parse_config(embedded_default_config(), "<embedded default>",
+                                             machine_hostname());
+  keep_shard(config, shard);
+  return config;
 }
 
 int run_daemon(const DaemonOptions& options) {
   Config config;
   try {
-    config = load_config_or_default(options.config_file);
+    config = load_config_or_default(options.config_file, options.shard);
   } catch (const ConfigError& e) {
     log::write(log::Level::kError, "cannot load config", {{"err", e.what()}});
     return kExitBadConfig;

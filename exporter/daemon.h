@@ -5,6 +5,7 @@
 #include <string>
 
 #include "exporter/config.h"
+#include "exporter/shard.h"
 
 namespace smtp {
 
@@ -17,10 +18,15 @@ struct DaemonOptions {
   std::optional<std::string> config_file;  // none: the embedded default config
   std::string listen_address = ":19225";
   std::size_t max_concurrency = 0;  // 0: derived from the open-file limit
+  Shard shard;                      // the part of the targets this replica probes
+  /// How often the config file is checked for changes (0: never; SIGHUP and /-/reload only).
+  std::chrono::milliseconds auto_reload_interval{0};
 };
 
-/// Loads `config_file`, or the embedded default config if there is none. Throws ConfigError.
-Config load_config_or_default(const std::optional<std::string>& config_file);
+/// Loads `config_file`, or the embedded default config if there is none, and keeps the targets
+/// `shard` owns. Throws ConfigError.
+Config load_config_or_default(const std::optional<std::string>& config_file,
+                              const Shard& shard = {});
 
 /// Runs until SIGTERM or SIGINT; returns the process exit code. A config that does not load at
 /// start is reported on stderr and gives kExitBadConfig.

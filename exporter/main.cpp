@@ -8,6 +8,7 @@
 
 #include "exporter/config.h"
 #include "exporter/daemon.h"
+#include "exporter/duration.h"
 #include "exporter/log.h"
 #include "exporter/probe_face.h"
 
@@ -50,6 +51,20 @@ int main(int argc, char** argv) {
                                                        : std::string("must not be negative");
           },
           "NONNEGATIVE"));
+  std::string auto_reload = "0s";
+  app.add_option("--config.auto-reload-interval", auto_reload,
+                 "Check the config file this often and reload it when its content changed "
+                 "(follows symlinks, as Kubernetes ConfigMaps swap them). 0s: never.")
+      ->capture_default_str();
+  std::optional<std::size_t> shard_index;
+  app.add_option("--shard.count", serve.shard.count,
+                 "Replicas sharing this config: each probes only the targets it owns "
+                 "(rendezvous hashing of the target names).")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
+  app.add_option("--shard.index", shard_index,
+                 "This replica's shard, 0 to --shard.count - 1 (default: the ordinal at the end "
+                 "of the host name, as a StatefulSet's pod smtp-exporter-2 has 2).");
   app.add_option("--log.level", log_level, "debug, info, warn or error.")->capture_default_str();
   app.add_option("--log.format", log_format, "logfmt or json.")->capture_default_str();
 
@@ -80,9 +95,28 @@ int main(int argc, char** argv) {
   if (probe_face->parsed()) return smtp::run_probe_face(probe);
 
   if (!config_file.empty()) serve.config_file = config_file;
+  const std::optional<std::chrono::milliseconds> interval = smtp::parse_duration(auto_reload);
+  if (!interval && auto_reload != "0") {
+    std::cerr << "smtp_exporter: --config.auto-reload-interval: invalid duration \"" << auto_reload
+              << "\" (expected e.g. 30s, 1m)\n";
+    return smtp::kExitBadArguments;
+  }
+  serve.auto_reload_interval = interval.value_or(std::chrono::milliseconds(0));
+  if (serve.shard.count > 1) {
+    if (!shard_index) shard_index = smtp::hostname_ordinal(smtp::machine_hostname());
+    if (!shard_index || *shard_index >= serve.shard.count) {
+      std::cerr << "smtp_exporter: --shard.index must be from 0 to " << serve.shard.count - 1
+                << (shard_index ? ""
+                                : " (the host name \"" + smtp::machine_hostname() +
+                                      "\" ends in no ordinal such as -2)")
+                << "\n";
+      return smtp::kExitBadArguments;
+    }
+    serve.shard.index = *shard_index;
+  }
   if (config_check) {
     try {
-      smtp::Config config = smtp::load_config_or_default(serve.config_file);
+      smtp::Config config = smtp::load_config_or_default(serve.config_file, serve.shard);
       std::cout << (serve.config_file ? *serve.config_file : std::string("<embedded default>"))
                 << ": OK, " << config.targets.size() << " target(s)\n";
       return 0;

@@ -363,7 +363,7 @@ ExporterMetrics::ExporterMetrics()
               .Add({})),
       targets_(prometheus::BuildGauge()
                    .Name("smtp_exporter_targets")
-                   .Help("Targets in the running config.")
+                   .Help("Targets in the running config that this replica probes.")
                    .Register(*registry_)
                    .Add({})),
       in_flight_(prometheus::BuildGauge()
@@ -395,6 +395,17 @@ ExporterMetrics::ExporterMetrics()
 void ExporterMetrics::set_config_reload(bool successful, double now_unix_seconds) {
   reload_successful_.Set(successful ? 1 : 0);
   if (successful) reload_success_timestamp_.Set(now_unix_seconds);
+}
+
+void ExporterMetrics::set_shard(std::size_t index, std::size_t count) {
+  prometheus::BuildGauge()
+      .Name("smtp_exporter_shard_info")
+      .Help(
+          "The shard of the config's targets this replica probes (--shard.index of "
+          "--shard.count); smtp_exporter_targets counts the targets it owns.")
+      .Register(*registry_)
+      .Add({{"index", std::to_string(index)}, {"count", std::to_string(count)}})
+      .Set(1);
 }
 
 void ExporterMetrics::observe_schedule_lag(std::chrono::nanoseconds lag) {

@@ -127,6 +127,8 @@ class ExporterMetrics {
 
   void set_config_reload(bool successful, double now_unix_seconds);
   void set_targets(std::size_t count) { targets_.Set(static_cast<double>(count)); }
+  /// `smtp_exporter_shard_info{index,count}`: which part of the targets this replica probes.
+  void set_shard(std::size_t index, std::size_t count);
   void set_probes_in_flight(std::size_t count) { in_flight_.Set(static_cast<double>(count)); }
   void observe_schedule_lag(std::chrono::nanoseconds lag);
   /// A lookup found `count` endpoints more than its target's max_endpoints.
