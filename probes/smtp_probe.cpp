@@ -364,7 +364,9 @@ class Session {
     stream_.expires_at(deadline_);
     for (;;) {
       if (!buffer_.empty()) {
-        ParseResult parsed = parse_reply(buffer_);
+        // Resumes at the line where the last read's parse stopped: a server dribbling a long
+        // reply costs work in proportion to its bytes, not their square.
+        ParseResult parsed = parser_.parse(buffer_);
         switch (parsed.status) {
           case ParseStatus::kComplete:
             record_received(std::string_view(buffer_).substr(0, parsed.consumed));
@@ -376,6 +378,7 @@ class Session {
             record_received(buffer_);
             co_return ReadOutcome::kMalformed;
           case ParseStatus::kLineTooLong:
+          case ParseStatus::kTooManyLines:
             note("reply over " + std::to_string(kMaxReplyLineBytes) + " bytes a line or " +
                  std::to_string(kMaxReplyLines) + " lines");
             co_return ReadOutcome::kTooLong;
@@ -652,6 +655,7 @@ class Session {
   Clock::time_point deadline_;
   Clock::time_point connected_at_;
   std::string buffer_;             // received, not yet parsed; at most kMaxReplyBytes + a chunk
+  ReplyParser parser_;             // how far into buffer_ the reply being read is parsed
   std::array<char, 4096> chunk_;   // one read's worth
   std::string line_;               // the command being sent
   bool replied_over_tls_ = false;  // a whole reply came over TLS: the server's handshake is done

@@ -286,6 +286,28 @@ TEST_F(SmtpProbeTest, RepliesSplitAcrossReadsAndBareLf) {
   EXPECT_TRUE(r.success()) << r.error_detail;
 }
 
+TEST_F(SmtpProbeTest, LongEhloReplyWithADribbledEndStillParses) {
+  // 99 lines of 2,000 bytes at once, then the last one a byte at a time: the reply is parsed
+  // from where each read left off (reply_test proves the work is linear), and it is whole.
+  std::string head;
+  for (int i = 0; i < 99; ++i) head += "250-X-LINE-" + std::string(1987, 'x') + "\r\n";
+  ASSERT_EQ(head.size(), 99u * 2000u);
+  std::vector<Step> script = {testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                              testing::send(head)};
+  for (Step& step : testing::dribble("250 SIZE 1000" + std::string(1985, ' ') + "\r\n", 0ms)) {
+    script.push_back(std::move(step));
+  }
+  script.push_back(testing::expect("QUIT"));
+  script.push_back(testing::send("221 bye\r\n"));
+  ProbeResult r = probe_script(script, 10s);
+  ASSERT_TRUE(r.success()) << reason_name(r.failure) << ": " << r.error_detail;
+  EXPECT_EQ(r.ehlo_code, 250);
+  ASSERT_TRUE(r.capabilities.has_value());
+  EXPECT_EQ(r.capabilities->size_limit, 1000u);  // from the last, dribbled line
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_TRUE(server_->script_errors().empty());
+}
+
 TEST_F(SmtpProbeTest, TranscriptIsCapped) {
   std::string long_reply;
   for (int i = 0; i < 90; ++i) long_reply += "250-" + std::string(100, 'x') + "\r\n";
