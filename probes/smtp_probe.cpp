@@ -450,8 +450,11 @@ class Session {
              std::string(phase_name(phase)) + ": server closed the connection");
         break;
       case ReadOutcome::kMalformed:
-        fail(FailureReason::kGreetingMalformed, phase,
-             std::string(phase_name(phase)) + ": not an SMTP reply");
+        // Garbage in place of the greeting may be another protocol on the port; garbage later,
+        // from a server that greeted properly, is a broken reply.
+        fail(phase == Phase::kGreeting ? FailureReason::kGreetingMalformed
+                                       : FailureReason::kReplyMalformed,
+             phase, std::string(phase_name(phase)) + ": not an SMTP reply");
         break;
       case ReadOutcome::kTooLong:
         fail(FailureReason::kLineTooLong, phase, {});

@@ -169,6 +169,38 @@ TEST_F(SmtpProbeTest, GarbageIsMalformed) {
   }
 }
 
+TEST_F(SmtpProbeTest, MalformedLaterRepliesAreReplyMalformed) {
+  // Only the greeting's own garbage is greeting_malformed: the server greeted properly here.
+  struct Case {
+    std::vector<Step> script;
+    Phase phase;
+  };
+  const std::vector<Case> cases = {
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("HTTP/1.1 400 Bad Request\r\n"), testing::stall()},
+       Phase::kEhlo},
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("250-fake\r\n251 mixed codes\r\n"), testing::stall()},
+       Phase::kEhlo},
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("502 no EHLO\r\n"), testing::expect("HELO"),
+        testing::send(std::string("250 fake\0\r\n", 11)), testing::stall()},
+       Phase::kEhlo},
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("250 ok\r\n"), testing::expect("QUIT"), testing::send("999 bye\r\n"),
+        testing::stall()},
+       Phase::kQuit},
+  };
+  for (const Case& c : cases) {
+    ProbeResult r = probe_script(c.script, 1s);
+    EXPECT_EQ(r.failure, FailureReason::kReplyMalformed)
+        << phase_name(c.phase) << ": " << r.error_detail;
+    EXPECT_EQ(r.failed_phase, c.phase);
+    EXPECT_EQ(r.greeting_code, 220);
+    EXPECT_NE(r.error_detail.find("not an SMTP reply"), std::string::npos) << r.error_detail;
+  }
+}
+
 TEST_F(SmtpProbeTest, OverlongLine) {
   ProbeResult r =
       probe_script({testing::send("220 " + std::string(3000, 'a') + "\r\n"), testing::stall()});

@@ -224,6 +224,30 @@ TEST_F(SmtpProbeTlsTest, StarttlsUnanswered) {
   EXPECT_EQ(server_->tls_handshakes(), 0);
 }
 
+TEST_F(SmtpProbeTlsTest, MalformedStarttlsReplyIsReplyMalformed) {
+  std::vector<Step> script = until_starttls("2x0 Ready to start TLS\r\n");
+  script.push_back(testing::stall());
+  ProbeResult r = probe(script, target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kReplyMalformed) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kStartTls);
+  EXPECT_EQ(r.error_detail, "starttls: not an SMTP reply");
+  EXPECT_EQ(r.greeting_code, 220);
+  EXPECT_FALSE(r.phase(Phase::kTlsHandshake).has_value());
+}
+
+TEST_F(SmtpProbeTlsTest, MalformedEhloReplyOverTlsIsReplyMalformed) {
+  Leaf leaf = ca_.issue();
+  std::vector<Step> script = until_starttls("220 2.0.0 Ready to start TLS\r\n");
+  script.push_back(testing::tls_handshake(leaf.server_context));
+  script.push_back(testing::expect("EHLO "));
+  script.push_back(testing::send("250-mx.test.local\r\n250-\x1b[31m\r\n250 8BITMIME\r\n"));
+  script.push_back(testing::stall());
+  ProbeResult r = probe(script, target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kReplyMalformed) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kEhlo);
+  ASSERT_TRUE(r.tls.has_value());  // the handshake was done: the garbage came over TLS
+}
+
 TEST_F(SmtpProbeTlsTest, PlaintextInjectedAfterStarttlsIsCaught) {
   // RFC 3207 §5 / CVE-2011-0411: a line pipelined behind the 220 would be taken as said over
   // TLS. The probe must stop there and never start the handshake: the server expects the client
