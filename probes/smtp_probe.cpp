@@ -153,12 +153,13 @@ class Session {
  private:
   // --- bookkeeping -------------------------------------------------------------------------
 
-  void fail(FailureReason reason, Phase phase, std::string detail = {}) {
+  /// `detail` is what the log line's err="..." shows: never empty, it names the phase.
+  void fail(FailureReason reason, Phase phase, std::string detail) {
     if (result_.failure != FailureReason::kNone) return;  // the first failure is the reason
     result_.failure = reason;
     result_.failed_phase = phase;
     result_.error_detail = std::move(detail);
-    if (!result_.error_detail.empty()) note(result_.error_detail);
+    note(result_.error_detail);
   }
 
   void set_phase(Phase phase, Clock::time_point began) {
@@ -378,15 +379,19 @@ class Session {
             record_received(buffer_);
             co_return ReadOutcome::kMalformed;
           case ParseStatus::kLineTooLong:
+            too_long_ = "a reply line over " + std::to_string(kMaxReplyLineBytes) + " bytes";
+            co_return ReadOutcome::kTooLong;
           case ParseStatus::kTooManyLines:
-            note("reply over " + std::to_string(kMaxReplyLineBytes) + " bytes a line or " +
-                 std::to_string(kMaxReplyLines) + " lines");
+            too_long_ = "a reply of more than " + std::to_string(kMaxReplyLines) + " lines";
             co_return ReadOutcome::kTooLong;
           case ParseStatus::kIncomplete:
             break;
         }
       }
-      if (buffer_.size() > kMaxReplyBytes) co_return ReadOutcome::kTooLong;  // parser's backstop
+      if (buffer_.size() > kMaxReplyBytes) {  // the parser's backstop
+        too_long_ = "a reply over " + std::to_string(kMaxReplyBytes) + " bytes";
+        co_return ReadOutcome::kTooLong;
+      }
       error_code ec;
       std::size_t n =
           tls_ ? co_await tls_->async_read_some(asio::buffer(chunk_),
@@ -457,7 +462,7 @@ class Session {
              phase, std::string(phase_name(phase)) + ": not an SMTP reply");
         break;
       case ReadOutcome::kTooLong:
-        fail(FailureReason::kLineTooLong, phase, {});
+        fail(FailureReason::kLineTooLong, phase, std::string(phase_name(phase)) + ": " + too_long_);
         break;
       case ReadOutcome::kTlsError:
         if (!replied_over_tls_) {
@@ -663,6 +668,7 @@ class Session {
   std::string line_;               // the command being sent
   bool replied_over_tls_ = false;  // a whole reply came over TLS: the server's handshake is done
   error_code tls_read_error_;      // the TLS layer's error, for ReadOutcome::kTlsError
+  std::string too_long_;           // the limit a reply broke, for ReadOutcome::kTooLong
   std::size_t transcript_bytes_ = 0;
   ProbeResult result_;
 };

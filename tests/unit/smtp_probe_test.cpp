@@ -15,6 +15,7 @@ namespace smtp {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 using testing::FakeSmtpServer;
 using testing::Step;
 
@@ -221,6 +222,78 @@ TEST_F(SmtpProbeTest, TooManyLines) {
   for (int i = 0; i < 150; ++i) reply += "220-line\r\n";
   ProbeResult r = probe_script({testing::send(reply + "220 end\r\n"), testing::stall()});
   EXPECT_EQ(r.failure, FailureReason::kLineTooLong);
+}
+
+TEST_F(SmtpProbeTest, EveryFailureHasADetailNamingItsPhase) {
+  // What the log line's err="..." shows: never empty, and it says where the probe stopped.
+  const std::string greeting = "220 fake.test.local\r\n";
+  const std::string overlong = "250 " + std::string(3000, 'a') + "\r\n";
+  std::string many;
+  for (int i = 0; i < 150; ++i) many += "250-line\r\n";
+  struct Case {
+    std::vector<Step> script;
+    FailureReason reason;
+    std::string detail_has;  // besides the phase
+  };
+  using testing::expect;
+  using testing::send;
+  const std::vector<Case> cases = {
+      {{testing::stall()}, FailureReason::kGreetingTimeout, "in time"},
+      {testing::dribble(greeting, 100ms), FailureReason::kGreetingTimeout, "in time"},
+      {{send("SSH-2.0-OpenSSH_9.2\r\n"), testing::stall()},
+       FailureReason::kGreetingMalformed,
+       "not an SMTP reply"},
+      {{send("250 fake.test.local\r\n"), testing::stall()},
+       FailureReason::kGreetingMalformed,
+       "250"},
+      {{send("554 no\r\n"), expect("QUIT"), send("221 bye\r\n")},
+       FailureReason::kGreetingRejected,
+       "554"},
+      {{send(overlong), testing::stall()}, FailureReason::kLineTooLong, "line over 2048 bytes"},
+      {{send("220 " + std::string(5000, 'b')), testing::stall()},
+       FailureReason::kLineTooLong,
+       "line over 2048 bytes"},
+      {{send(many + "250 end\r\n"), testing::stall()},
+       FailureReason::kLineTooLong,
+       "more than 100 lines"},
+      {{testing::close()}, FailureReason::kConnectionClosed, "closed"},
+      {{send(greeting), expect("EHLO"), testing::reset()}, FailureReason::kConnectionClosed, ""},
+      {{send(greeting), expect("EHLO"), testing::stall()}, FailureReason::kEhloTimeout, "in time"},
+      {{send(greeting), expect("EHLO"), send("550 no\r\n"), expect("HELO"), send("550 no\r\n"),
+        expect("QUIT"), send("221 bye\r\n")},
+       FailureReason::kEhloRejected,
+       "550"},
+      {{send(greeting), expect("EHLO"), send("250 a\0\r\n"s), testing::stall()},
+       FailureReason::kReplyMalformed,
+       "not an SMTP reply"},
+      {{send(greeting), expect("EHLO"), send(overlong), testing::stall()},
+       FailureReason::kLineTooLong,
+       "line over 2048 bytes"},
+      {{send(greeting), expect("EHLO"), send(many), testing::stall()},
+       FailureReason::kLineTooLong,
+       "more than 100 lines"},
+      {{send(greeting), expect("EHLO"), send("250 ok\r\n"), expect("QUIT"), testing::stall()},
+       FailureReason::kQuitTimeout,
+       "in time"},
+      {{send(greeting), expect("EHLO"), send("250 ok\r\n"), expect("QUIT"), send("500 what\r\n")},
+       FailureReason::kQuitUnexpectedCode,
+       "500"},
+      {{send(greeting), expect("EHLO"), send("250 ok\r\n"), expect("QUIT"), testing::close()},
+       FailureReason::kConnectionClosed,
+       "closed"},
+  };
+  for (const Case& c : cases) {
+    ProbeResult r = probe_script(c.script, 300ms);
+    EXPECT_EQ(reason_name(r.failure), reason_name(c.reason)) << r.error_detail;
+    ASSERT_TRUE(r.failed_phase.has_value()) << reason_name(c.reason);
+    const std::string phase(phase_name(*r.failed_phase));
+    EXPECT_TRUE(r.error_detail.starts_with(phase + ": ")) << phase << " / " << r.error_detail;
+    EXPECT_NE(r.error_detail.find(c.detail_has), std::string::npos) << r.error_detail;
+  }
+  testing::RefusingPort refusing(io_);
+  ProbeResult r = probe(refusing.port());
+  EXPECT_EQ(r.failure, FailureReason::kConnectRefused);
+  EXPECT_TRUE(r.error_detail.starts_with("connect: ")) << r.error_detail;
 }
 
 TEST_F(SmtpProbeTest, CloseBeforeGreeting) {
