@@ -97,7 +97,9 @@ struct ProbeResult {
 
   std::array<std::optional<Duration>, kPhaseCount> phase_durations{};  // only phases that ran
   Duration total{};
-  std::optional<Duration> greeting_latency;  // connect completion -> greeting's last line
+  /// Connect completion (implicit TLS: handshake completion) -> the greeting's last line; the
+  /// greeting phase's duration, present once a whole greeting came.
+  std::optional<Duration> greeting_latency;
 
   std::string peer;  // the address connected to, "ip:port" or "[v6]:port"
   int greeting_code = 0;

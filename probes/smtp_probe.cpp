@@ -122,12 +122,13 @@ class Session {
     // GCC 12 miscompiles co_await inside an if condition: await into a variable first.
     bool ok = co_await resolve_and_connect();
     if (!ok) co_return;
-    connected_at_ = Clock::now();
     if (target_.tls == TlsMode::kImplicit) {
       // RFC 8314: TLS from the first byte; the greeting comes over TLS.
       ok = co_await handshake();
       if (!ok) co_return;
     }
+    // Phases do not overlap: with implicit TLS the greeting is awaited once the handshake is done.
+    greeting_began_ = Clock::now();
     ok = co_await greet();
     if (!ok) co_return;
     ok = co_await ehlo();
@@ -162,8 +163,10 @@ class Session {
     note(result_.error_detail);
   }
 
-  void set_phase(Phase phase, Clock::time_point began) {
-    result_.phase_durations[static_cast<std::size_t>(phase)] = Clock::now() - began;
+  ProbeResult::Duration set_phase(Phase phase, Clock::time_point began) {
+    const ProbeResult::Duration took = Clock::now() - began;
+    result_.phase_durations[static_cast<std::size_t>(phase)] = took;
+    return took;
   }
   /// For phases that run twice (EHLO before and after STARTTLS): the time of both.
   void add_phase(Phase phase, Clock::time_point began) {
@@ -494,12 +497,12 @@ class Session {
   asio::awaitable<bool> greet() {
     Reply greeting;
     ReadOutcome outcome = co_await read_reply(greeting);
-    set_phase(Phase::kGreeting, connected_at_);
+    const ProbeResult::Duration waited = set_phase(Phase::kGreeting, greeting_began_);
     if (outcome != ReadOutcome::kReply) {
       fail_read(outcome, Phase::kGreeting, FailureReason::kGreetingTimeout);
       co_return false;
     }
-    result_.greeting_latency = Clock::now() - connected_at_;
+    result_.greeting_latency = waited;
     result_.greeting_code = greeting.code;
     result_.banner = parse_banner(greeting);
     if (greeting.code == 220) co_return true;
@@ -661,7 +664,8 @@ class Session {
   std::optional<asio::ssl::stream<beast::tcp_stream&>> tls_;  // engaged from the handshake on
   Clock::time_point start_;
   Clock::time_point deadline_;
-  Clock::time_point connected_at_;
+  // Connect done (implicit TLS: handshake done): where the greeting phase starts.
+  Clock::time_point greeting_began_;
   std::string buffer_;             // received, not yet parsed; at most kMaxReplyBytes + a chunk
   ReplyParser parser_;             // how far into buffer_ the reply being read is parsed
   std::array<char, 4096> chunk_;   // one read's worth

@@ -107,6 +107,13 @@ std::chrono::milliseconds ms(std::optional<std::chrono::nanoseconds> d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d.value_or(-1ms));
 }
 
+/// Phases do not overlap: the durations of those that ran never add up to more than the whole.
+void expect_phases_do_not_overlap(const ProbeResult& r) {
+  ProbeResult::Duration sum{};
+  for (const auto& duration : r.phase_durations) sum += duration.value_or(ProbeResult::Duration{});
+  EXPECT_LE(sum.count(), r.total.count()) << "the phases add up to more than the probe took";
+}
+
 TEST_F(SmtpProbeTlsTest, StarttlsSucceeds) {
   Leaf leaf = ca_.issue();
   ProbeResult r =
@@ -132,6 +139,7 @@ TEST_F(SmtpProbeTlsTest, StarttlsSucceeds) {
   EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
   EXPECT_EQ(r.tls->verify_error, "");
   EXPECT_EQ(r.tls->earliest_not_after, static_cast<double>(leaf.not_after));
+  expect_phases_do_not_overlap(r);
 }
 
 TEST_F(SmtpProbeTlsTest, Tls12IsSpelledAsBlackboxDoes) {
@@ -168,6 +176,23 @@ TEST_F(SmtpProbeTlsTest, ImplicitTlsSucceeds) {
   EXPECT_EQ(r.tls->version, "TLS 1.3");
   EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
   EXPECT_EQ(r.tls->earliest_not_after, static_cast<double>(leaf.not_after));
+}
+
+TEST_F(SmtpProbeTlsTest, ImplicitTlsGreetingStartsWhenTheHandshakeIsDone) {
+  // The server takes its time over the handshake, then greets at once: that time is the
+  // handshake's, and the greeting (phase and latency alike) is measured from its end.
+  Leaf leaf = ca_.issue();
+  ProbeResult r =
+      probe({testing::delay(100ms), testing::tls_handshake(leaf.server_context),
+             testing::send(kGreeting), testing::expect("EHLO "), testing::send(kEhloOverTls),
+             testing::expect("QUIT"), testing::send("221 2.0.0 Bye\r\n"), testing::close()},
+            target(TlsMode::kImplicit, trusting_ca()));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  ASSERT_TRUE(r.greeting_latency.has_value());
+  ASSERT_TRUE(r.phase(Phase::kGreeting).has_value());
+  ASSERT_TRUE(r.phase(Phase::kTlsHandshake).has_value());
+  EXPECT_EQ(r.greeting_latency->count(), r.phase(Phase::kGreeting)->count());
+  expect_phases_do_not_overlap(r);
 }
 
 TEST_F(SmtpProbeTlsTest, ImplicitTlsToASilentServerIsHandshakeTimeout) {
