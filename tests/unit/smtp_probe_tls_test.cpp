@@ -399,6 +399,40 @@ TEST_F(SmtpProbeTlsTest, NameMismatchFailsVerification) {
   EXPECT_EQ(r.quit_code, 221);
 }
 
+TEST_F(SmtpProbeTlsTest, PartialWildcardIsRefused) {
+  // RFC 6125 §7.2: "m*" matching "mx" is a partial wildcard, which no client should honour.
+  Leaf leaf = ca_.issue({.common_name = "m*.test.local", .dns_names = {"m*.test.local"}});
+  ProbeResult r =
+      probe(starttls_dialogue(leaf.server_context), target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kTlsVerifyFailed) << r.error_detail;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_FALSE(r.tls->verified);
+  EXPECT_EQ(r.tls->verify_error, X509_verify_cert_error_string(X509_V_ERR_HOSTNAME_MISMATCH));
+}
+
+TEST_F(SmtpProbeTlsTest, WholeLabelWildcardVerifies) {
+  Leaf leaf = ca_.issue({.common_name = "*.test.local", .dns_names = {"*.test.local"}});
+  ProbeResult r =
+      probe(starttls_dialogue(leaf.server_context), target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
+}
+
+TEST_F(SmtpProbeTlsTest, TrailingDotIsDroppedFromSniAndVerification) {
+  // An absolute name ("mx.test.local.", as DNS and some configs write it) names the same host;
+  // RFC 6066 §3 forbids the trailing dot in SNI.
+  Leaf leaf = ca_.issue();
+  TlsSettings settings = trusting_ca();
+  settings.server_name = "mx.test.local.";
+  ProbeResult r =
+      probe(starttls_dialogue(leaf.server_context), target(TlsMode::kStartTls, settings));
+  EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
+  EXPECT_EQ(server_->server_names(), std::vector<std::string>{"mx.test.local"});
+}
+
 TEST_F(SmtpProbeTlsTest, IpAddressSanVerifies) {
   Leaf leaf =
       ca_.issue({.common_name = "127.0.0.1", .dns_names = {}, .ip_addresses = {"127.0.0.1"}});
