@@ -28,7 +28,19 @@ bool is_closed_error(const error_code& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
-/// RFC 8305 §5: how long a connection attempt runs alone before the next one joins it.
+/// The probe could not get a socket: the exporter's descriptors (or the system's) are spent,
+/// which says nothing about the server.
+bool is_no_socket_error(const error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+std::string no_socket_detail(const error_code& ec) {
+  return ec == asio::error::no_descriptors
+             ? "connect: no socket: the exporter's open-file limit is spent"
+             : "connect: no socket: the system's open-file table is full";
+}
+
 /// Attempts named one by one in a failed race's error detail; past it, only counted.
 constexpr std::size_t kMaxAttemptsInDetail = 8;
 
@@ -250,6 +262,8 @@ class Session {
     if (ec) {
       if (ec == beast::error::timeout) {
         fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out");
+      } else if (is_no_socket_error(ec)) {
+        fail(FailureReason::kExporterOverloaded, Phase::kConnect, no_socket_detail(ec));
       } else if (ec == asio::error::connection_refused) {
         fail(FailureReason::kConnectRefused, Phase::kConnect, "connect: " + ec.message());
       } else {
@@ -309,6 +323,7 @@ class Session {
     std::string detail;
     std::size_t in_detail = 0;
     bool all_refused = true;
+    std::optional<error_code> no_socket;  // an attempt that could not even get a socket
     for (std::size_t i = 0; i < race->started; ++i) {
       const ConnectRace::Attempt& attempt = race->attempts[i];
       std::string outcome;
@@ -322,6 +337,7 @@ class Session {
           outcome =
               attempt.error.message() + " after " + format_ms(attempt.finished - attempt.started);
           if (attempt.error != asio::error::connection_refused) all_refused = false;
+          if (is_no_socket_error(attempt.error)) no_socket = attempt.error;
           break;
         case ConnectRace::State::kConnecting:
           outcome = std::string(race->winner ? "abandoned" : "no answer") + " after " +
@@ -353,7 +369,11 @@ class Session {
       result_.peer = format_endpoint(winner.endpoint);
       co_return true;
     }
-    if (deadline_passed) {
+    if (no_socket) {
+      // Some address was never really tried: whatever the others got, the verdict is ours.
+      fail(FailureReason::kExporterOverloaded, Phase::kConnect,
+           no_socket_detail(*no_socket) + " (" + detail + ")");
+    } else if (deadline_passed) {
       fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out (" + detail + ")");
     } else if (all_refused) {
       fail(FailureReason::kConnectRefused, Phase::kConnect, "connect: " + detail);

@@ -2,8 +2,13 @@
 // produce, the codes, and the phase timings.
 #include "probes/smtp_probe.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <optional>
 
 #include "exporter/config.h"
@@ -48,6 +53,45 @@ class SmtpProbeTest : public ::testing::Test {
 std::chrono::milliseconds ms(std::optional<std::chrono::nanoseconds> d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d.value_or(-1ms));
 }
+
+/// An exporter out of file descriptors, for as long as it lives: the soft RLIMIT_NOFILE is
+/// lowered to a little above the highest descriptor in use and every free one below it is taken,
+/// but `spare`. The destructor gives them back and restores the limit.
+class DescriptorsSpent {
+ public:
+  explicit DescriptorsSpent(int spare) {
+    int highest = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    }
+    if (getrlimit(RLIMIT_NOFILE, &saved_) != 0) throw std::runtime_error("getrlimit failed");
+    rlimit lowered = saved_;
+    lowered.rlim_cur = static_cast<rlim_t>(highest) + 32;
+    if (setrlimit(RLIMIT_NOFILE, &lowered) != 0) throw std::runtime_error("setrlimit failed");
+    for (;;) {
+      const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno != EMFILE) throw std::runtime_error("open /dev/null failed");
+        break;
+      }
+      held_.push_back(fd);
+    }
+    for (int i = 0; i < spare && !held_.empty(); ++i) {
+      ::close(held_.back());
+      held_.pop_back();
+    }
+  }
+  ~DescriptorsSpent() {
+    for (int fd : held_) ::close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  DescriptorsSpent(const DescriptorsSpent&) = delete;
+  DescriptorsSpent& operator=(const DescriptorsSpent&) = delete;
+
+ private:
+  rlimit saved_{};
+  std::vector<int> held_;
+};
 
 TEST_F(SmtpProbeTest, PoliteServerSucceeds) {
   ProbeResult r = probe_script(testing::polite_dialogue());
@@ -124,6 +168,24 @@ TEST_F(SmtpProbeTest, ConnectTimeout) {
   ProbeResult r = probe(blackhole.port(), 300ms);
   EXPECT_EQ(r.failure, FailureReason::kConnectTimeout) << r.error_detail;
   EXPECT_GE(ms(r.total), 300ms);
+}
+
+TEST_F(SmtpProbeTest, NoSocketIsExporterOverloaded) {
+  // Not the server's fault, so never connect_error: the server is fine and listening.
+  server_.emplace(io_, testing::polite_dialogue());
+  io_.poll();  // the server waits in accept before the descriptors go (accept needs one)
+  std::optional<ProbeResult> r;
+  {
+    DescriptorsSpent spent(0);
+    r = probe(server_->port());
+  }
+  EXPECT_EQ(reason_name(r->failure), "exporter_overloaded") << r->error_detail;
+  EXPECT_EQ(r->failed_phase, Phase::kConnect);
+  EXPECT_EQ(r->error_detail, "connect: no socket: the exporter's open-file limit is spent");
+  EXPECT_EQ(r->greeting_code, 0);
+  // With descriptors back, the same server answers.
+  ProbeResult again = probe(server_->port());
+  EXPECT_TRUE(again.success()) << reason_name(again.failure) << ": " << again.error_detail;
 }
 
 TEST_F(SmtpProbeTest, SilentServerIsGreetingTimeout) {
@@ -637,6 +699,24 @@ TEST_F(SmtpProbeFamilyTest, ManyAddressesOfOneFamilyAreRacedInOrder) {
   EXPECT_TRUE(notes[1].starts_with("connect 127.0.0.3:" + port + ": Connection refused"))
       << notes[1];
   EXPECT_TRUE(notes[2].starts_with("connect 127.0.0.1:" + port + ": connected in ")) << notes[2];
+}
+
+TEST_F(SmtpProbeFamilyTest, NoSocketInTheRaceIsExporterOverloaded) {
+  // One descriptor to spare: the lookup's UDP socket, closed once answered, then the first
+  // attempt's socket (refused: nothing listens on 127.0.0.2). The second attempt gets none.
+  dns_.set("two.test.example", testing::DnsAnswer::addresses({"127.0.0.2", "127.0.0.3"}));
+  std::optional<ProbeResult> r;
+  {
+    DescriptorsSpent spent(1);
+    r = run(target("two.test.example", 25, IpProtocol::kIp4));
+  }
+  EXPECT_EQ(reason_name(r->failure), "exporter_overloaded") << r->error_detail;
+  EXPECT_EQ(r->failed_phase, Phase::kConnect);
+  EXPECT_TRUE(r->error_detail.starts_with(
+      "connect: no socket: the exporter's open-file limit is spent (127.0.0.2:25: "))
+      << r->error_detail;
+  EXPECT_NE(r->error_detail.find("127.0.0.3:25: Too many open files"), std::string::npos)
+      << r->error_detail;
 }
 
 TEST_F(SmtpProbeIpv6Test, BracketedIpv6LiteralWorks) {
