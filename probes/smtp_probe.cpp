@@ -559,13 +559,15 @@ class Session {
     if (!result_.helo_fallback) {
       result_.capabilities = parse_ehlo(reply);
       if (!tls_) result_.starttls_advertised = result_.capabilities->starttls;
+    } else if (!tls_) {
+      result_.starttls_advertised = false;  // no EHLO, no extensions
     }
     co_return true;
   }
 
   asio::awaitable<bool> starttls() {
     Clock::time_point began = Clock::now();
-    if (!result_.starttls_advertised) {
+    if (!result_.starttls_advertised.value_or(false)) {
       fail(FailureReason::kStarttlsUnavailable, Phase::kStartTls,
            "starttls: the server did not offer STARTTLS");
       co_await quit();

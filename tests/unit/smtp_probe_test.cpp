@@ -442,7 +442,32 @@ TEST_F(SmtpProbeTest, StarttlsAdvertisedIsSeen) {
                                 testing::send("250-fake\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
                                 testing::expect("QUIT"), testing::send("221 bye\r\n")});
   EXPECT_TRUE(r.success());
-  EXPECT_TRUE(r.starttls_advertised);
+  EXPECT_EQ(r.starttls_advertised, true);
+}
+
+TEST_F(SmtpProbeTest, StarttlsAdvertisedIsUnknownWithoutAPlaintextEhloReply) {
+  ProbeResult r = probe_script(testing::polite_dialogue());  // EHLO reply without STARTTLS
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.starttls_advertised, false);
+
+  r = probe_script(
+      {testing::send("554 no service\r\n"), testing::expect("QUIT"), testing::send("221 bye\r\n")});
+  EXPECT_EQ(r.failure, FailureReason::kGreetingRejected);
+  EXPECT_FALSE(r.starttls_advertised.has_value());  // no EHLO was said
+
+  r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                    testing::send("421 shutting down\r\n"), testing::expect("QUIT"),
+                    testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kEhloRejected);
+  EXPECT_FALSE(r.starttls_advertised.has_value());  // a refusal offers nothing either way
+
+  // A server that does not know EHLO at all (HELO answered) offers no extension.
+  r = probe_script({testing::send("220 old.test.local\r\n"), testing::expect("EHLO"),
+                    testing::send("502 5.5.2 what\r\n"), testing::expect("HELO"),
+                    testing::send("250 old.test.local\r\n"), testing::expect("QUIT"),
+                    testing::send("221 bye\r\n")});
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.starttls_advertised, false);
 }
 
 TEST_F(SmtpProbeTest, RepliesSplitAcrossReadsAndBareLf) {

@@ -121,7 +121,7 @@ TEST_F(SmtpProbeTlsTest, StarttlsSucceeds) {
   EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
   EXPECT_FALSE(r.failed_phase.has_value());
   EXPECT_EQ(r.greeting_code, 220);
-  EXPECT_TRUE(r.starttls_advertised);
+  EXPECT_EQ(r.starttls_advertised, true);  // as the plaintext EHLO reply said
   EXPECT_EQ(r.ehlo_code, 250);
   EXPECT_EQ(r.quit_code, 221);
   for (Phase p : {Phase::kConnect, Phase::kGreeting, Phase::kEhlo, Phase::kStartTls,
@@ -168,6 +168,7 @@ TEST_F(SmtpProbeTlsTest, ImplicitTlsSucceeds) {
   EXPECT_EQ(r.quit_code, 221);
   EXPECT_TRUE(r.phase(Phase::kTlsHandshake).has_value());
   EXPECT_FALSE(r.phase(Phase::kStartTls).has_value());
+  EXPECT_FALSE(r.starttls_advertised.has_value());  // no EHLO reply came in plaintext
   EXPECT_EQ(server_->received_lines(),
             (std::vector<std::string>{"EHLO monitor.test.local", "QUIT"}));
   EXPECT_EQ(server_->tls_handshakes(), 1);
@@ -210,7 +211,7 @@ TEST_F(SmtpProbeTlsTest, StarttlsNotAdvertised) {
                         target(TlsMode::kStartTls, trusting_ca()));
   EXPECT_EQ(r.failure, FailureReason::kStarttlsUnavailable);
   EXPECT_EQ(r.failed_phase, Phase::kStartTls);
-  EXPECT_FALSE(r.starttls_advertised);
+  EXPECT_EQ(r.starttls_advertised, false);
   EXPECT_EQ(r.ehlo_code, 250);
   EXPECT_EQ(r.quit_code, 221);  // QUIT is still said, and its answer kept
   EXPECT_TRUE(r.phase(Phase::kQuit).has_value());
