@@ -103,6 +103,20 @@ void render_gauge(const std::vector<TargetSeries>& targets, std::string& out, st
   }
 }
 
+/// A gauge family that some targets lack: a target whose `value_of` is empty has no series (a
+/// gap in the graph, not a false 0).
+template <typename ValueOf>
+void render_optional_gauge(const std::vector<TargetSeries>& targets, std::string& out,
+                           std::string_view name, std::string_view help, ValueOf value_of) {
+  append_header(out, name, "gauge", help);
+  for (const TargetSeries& series : targets) {
+    if (!series.probed) continue;
+    if (const auto value = value_of(series)) {
+      append_sample(out, name, series, {}, static_cast<double>(*value));
+    }
+  }
+}
+
 }  // namespace
 
 std::string render_target_labels(const TargetConfig& target, std::string_view mx_host,
@@ -145,12 +159,13 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
   series.probed = true;
   series.expects_hostname = target.expect_hostname.has_value();
   series.success = result.success();
-  series.greeting_seconds = result.greeting_latency ? seconds(*result.greeting_latency) : 0;
+  series.greeting_seconds.reset();
+  if (result.greeting_latency) series.greeting_seconds = seconds(*result.greeting_latency);
   series.probe_duration_seconds = seconds(result.total);
   series.last_probe_timestamp_seconds = now_unix_seconds;
   series.greeting_code = result.greeting_code;
   series.quit_code = result.quit_code;
-  series.starttls_advertised = result.starttls_advertised;
+  if (result.starttls_advertised) series.starttls_advertised = result.starttls_advertised;
   for (std::size_t i = 0; i < kPhaseCount; ++i) {
     series.phases_ran[i] = result.phase_durations[i].has_value();
     series.phase_seconds[i] = result.phase_durations[i] ? seconds(*result.phase_durations[i]) : 0;
@@ -205,14 +220,14 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
                "1 if the last probe got a 220 greeting, completed any TLS asked for, and QUIT was "
                "answered with 221.",
                [](const TargetSeries& s) { return s.success; });
-  render_gauge(targets, out, "smtp_greeting_seconds",
-               "Last probe: seconds from TCP connection established to the end of the greeting "
-               "(0 if none came).",
-               [](const TargetSeries& s) { return s.greeting_seconds; });
+  render_optional_gauge(targets, out, "smtp_greeting_seconds",
+                        "Last probe: seconds from TCP connection established (implicit TLS: "
+                        "handshake done) to the end of the greeting; absent if none came.",
+                        [](const TargetSeries& s) { return s.greeting_seconds; });
 
   append_header(out, "smtp_greeting_duration_seconds", "histogram",
-                "Seconds from TCP connection established to the end of the greeting, over every "
-                "probe since start.");
+                "Seconds from TCP connection established (implicit TLS: handshake done) to the end "
+                "of the greeting, over every probe that got one since start.");
   for (const TargetSeries& series : targets) {
     if (!series.probed) continue;
     std::uint64_t cumulative = 0;
@@ -277,9 +292,10 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
     }
   }
 
-  render_gauge(targets, out, "smtp_starttls_advertised",
-               "1 if the last probe's plaintext EHLO reply offered STARTTLS.",
-               [](const TargetSeries& s) { return s.starttls_advertised; });
+  render_optional_gauge(targets, out, "smtp_starttls_advertised",
+                        "1 if the last plaintext EHLO reply seen offered STARTTLS; absent until "
+                        "one was seen.",
+                        [](const TargetSeries& s) { return s.starttls_advertised; });
 
   append_header(out, "smtp_size_limit_bytes", "gauge",
                 "The message size limit the last EHLO reply advertised with SIZE (0: none given).");

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,12 +59,14 @@ struct TargetSeries {
 
   // The last probe.
   bool success = false;
-  double greeting_seconds = 0;
+  std::optional<double> greeting_seconds;  // absent while the last probe got no greeting
   double probe_duration_seconds = 0;
   double last_probe_timestamp_seconds = 0;
   int greeting_code = 0;
   int quit_code = 0;
-  bool starttls_advertised = false;
+  // The last plaintext EHLO reply seen (kept through probes that did not get one); absent
+  // until one came.
+  std::optional<bool> starttls_advertised;
   std::bitset<kPhaseCount> phases_ran;
   std::array<double, kPhaseCount> phase_seconds{};
   // The last banner seen: kept through failed probes, so dashboards still say who answered.

@@ -56,7 +56,9 @@ void print_text(const ProbeTarget& target, const ProbeResult& result) {
                 result.banner->software.c_str());
   }
   std::printf("greeting code    %d\nquit code        %d\n", result.greeting_code, result.quit_code);
-  std::printf("STARTTLS offered %s\n", result.starttls_advertised ? "yes" : "no");
+  if (result.starttls_advertised) {
+    std::printf("STARTTLS offered %s\n", *result.starttls_advertised ? "yes" : "no");
+  }
   if (result.tls) {
     std::printf(
         "TLS              %s %s\ncertificate      %s, expires %.0f (Unix time)\n",
@@ -94,7 +96,7 @@ void print_json(const ProbeTarget& target, const ProbeResult& result) {
   }
   out["greeting_code"] = result.greeting_code;
   out["quit_code"] = result.quit_code;
-  out["starttls_advertised"] = result.starttls_advertised;
+  if (result.starttls_advertised) out["starttls_advertised"] = *result.starttls_advertised;
   if (result.banner) {
     out["banner"] = {{"hostname", result.banner->hostname}, {"software", result.banner->software}};
   }

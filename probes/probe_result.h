@@ -97,13 +97,18 @@ struct ProbeResult {
 
   std::array<std::optional<Duration>, kPhaseCount> phase_durations{};  // only phases that ran
   Duration total{};
-  std::optional<Duration> greeting_latency;  // connect completion -> greeting's last line
+  /// Connect completion (implicit TLS: handshake completion) -> the greeting's last line; the
+  /// greeting phase's duration, present once a whole greeting came.
+  std::optional<Duration> greeting_latency;
 
   std::string peer;  // the address connected to, "ip:port" or "[v6]:port"
   int greeting_code = 0;
   int ehlo_code = 0;
-  bool helo_fallback = false;                    // EHLO was refused and HELO was used instead
-  bool starttls_advertised = false;              // the first EHLO (before any TLS) offered STARTTLS
+  bool helo_fallback = false;  // EHLO was refused and HELO was used instead
+  /// Whether the plaintext EHLO reply (before any TLS) offered STARTTLS; absent if no such reply
+  /// came (no EHLO reached, implicit TLS, EHLO refused). A server that refused EHLO with 5xx
+  /// and answered HELO speaks no extensions: false.
+  std::optional<bool> starttls_advertised;
   std::optional<EhloCapabilities> capabilities;  // the last EHLO's, after TLS if there was TLS
   int quit_code = 0;
   std::optional<BannerInfo> banner;  // present once a greeting was parsed

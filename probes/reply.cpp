@@ -19,97 +19,97 @@ constexpr std::array<bool, 256> kTextByte = make_text_table();
 
 bool is_text_byte(char c) { return kTextByte[static_cast<unsigned char>(c)]; }
 
-// Checks the code digits a line has so far (up to three) against the rules, and against the
-// first line's code for later lines. Runs on partial lines too, so garbage is caught early.
-bool code_prefix_ok(const char* s, std::size_t len, const char* first_code) {
-  // RFC 5321 §4.2: the first digit is 2-5, the second 0-5, the third any digit.
+// Validates bytes [from, to) of a line's content (the line without its ending): bytes 0-2 are
+// the code (RFC 5321 §4.2: the first digit 2-5, the second 0-5, the third any digit), the first
+// line's code for later lines; byte 3 is the separator; the rest is text. Runs on partial lines
+// too, so garbage is caught early.
+bool content_ok(const char* line, std::size_t from, std::size_t to, const char* first_code) {
   static constexpr char kLowest[3] = {'2', '0', '0'};
   static constexpr char kHighest[3] = {'5', '5', '9'};
-  if (len > 3) len = 3;
-  for (std::size_t i = 0; i < len; ++i) {
-    if (first_code != nullptr ? s[i] != first_code[i] : s[i] < kLowest[i] || s[i] > kHighest[i]) {
+  std::size_t i = from;
+  for (; i < to && i < 3; ++i) {
+    const char c = line[i];
+    if (first_code != nullptr ? c != first_code[i] : c < kLowest[i] || c > kHighest[i]) {
       return false;
     }
+  }
+  if (i == 3 && i < to) {
+    if (line[3] != '-' && line[3] != ' ') return false;
+    ++i;
+  }
+  for (; i < to; ++i) {
+    if (!is_text_byte(line[i])) return false;
   }
   return true;
 }
 
-enum class LineCheck { kOk, kMalformed };
-
-// Validates one line's content (without its line ending). `complete` says whether the line's
-// end has been seen; if not, `len` bytes are all we have so far. Sets `last` for a complete line.
-LineCheck check_line(const char* s, std::size_t len, bool complete, const char* first_code,
-                     bool& last) {
-  if (!code_prefix_ok(s, len, first_code)) return LineCheck::kMalformed;
-  if (len < 3) return complete ? LineCheck::kMalformed : LineCheck::kOk;
-  if (len == 3) {
-    last = true;  // a bare code: only valid as a last line, which it then is
-    return LineCheck::kOk;
-  }
-  const char sep = s[3];
-  if (sep != '-' && sep != ' ') return LineCheck::kMalformed;
-  for (std::size_t i = 4; i < len; ++i) {
-    if (!is_text_byte(s[i])) return LineCheck::kMalformed;
-  }
-  last = sep == ' ';
-  return LineCheck::kOk;
-}
-
 }  // namespace
 
-ParseResult parse_reply(std::string_view input) {
+void ReplyParser::start_afresh() {
+  lines_ = 0;
+  line_start_ = 0;
+  checked_ = 0;
+}
+
+ParseResult ReplyParser::finish(ParseStatus status) {
+  start_afresh();  // a verdict ends this reply: the next call starts on the next one
   ParseResult result;
+  result.status = status;
+  return result;
+}
+
+ParseResult ReplyParser::parse(std::string_view input) {
   const char* const data = input.data();
   const std::size_t size = input.size();
-
-  // Where each line's LF is; the Reply's strings are only built once the whole reply is known
-  // to be good, so the common "read more" answer allocates nothing.
-  std::array<std::size_t, kMaxReplyLines> line_ends;
-  std::size_t lines = 0;
-  std::size_t pos = 0;
+  // A shorter input than the one already worked through is not that one grown: start afresh
+  // rather than read past its end.
+  if (size < line_start_ + checked_) start_afresh();
 
   while (true) {
-    if (lines == kMaxReplyLines) {
+    if (lines_ == kMaxReplyLines) {
       // Every line so far was a continuation: this reply will have more lines than allowed.
-      result.status = ParseStatus::kLineTooLong;
-      return result;
+      return finish(ParseStatus::kTooManyLines);
     }
-    const std::size_t available = size - pos;
-    if (available == 0) return result;  // kIncomplete
-
-    const char* const line = data + pos;
+    const std::size_t available = size - line_start_;
+    if (available == 0) return {};  // kIncomplete
+    const char* const line = data + line_start_;
     const std::size_t window = available < kMaxReplyLineBytes ? available : kMaxReplyLineBytes;
-    const void* lf = std::memchr(line, '\n', window);
+    // The checked bytes hold no LF: search only what is new (and a CR left pending last time).
+    const void* lf = std::memchr(line + checked_, '\n', window - checked_);
     const bool complete = lf != nullptr;
     std::size_t len = complete ? static_cast<const char*>(lf) - line : window;
-    // A CR at the very end is part of the line ending (or, unterminated, may be about to be).
-    if (len > 0 && line[len - 1] == '\r') --len;
+    examined_ += len - checked_ + (complete ? 1 : 0);
+    // A CR at the very end is part of the line ending (or, unterminated, may be about to be). It
+    // is never among the checked bytes: a CR anywhere else is malformed.
+    if (len > checked_ && line[len - 1] == '\r') --len;
 
-    bool last = false;
-    const char* first_code = lines == 0 ? nullptr : data;
-    if (check_line(line, len, complete, first_code, last) == LineCheck::kMalformed) {
-      result.status = ParseStatus::kMalformed;
-      return result;
-    }
+    const char* first_code = lines_ == 0 ? nullptr : data;
+    examined_ += len - checked_;
+    if (!content_ok(line, checked_, len, first_code)) return finish(ParseStatus::kMalformed);
+    checked_ = len;
     if (!complete) {
       // Without an LF inside the window, the line is already over the limit or simply unfinished.
-      if (window == kMaxReplyLineBytes) result.status = ParseStatus::kLineTooLong;
-      return result;
+      if (window == kMaxReplyLineBytes) return finish(ParseStatus::kLineTooLong);
+      return {};  // kIncomplete
     }
+    if (len < 3) return finish(ParseStatus::kMalformed);
 
     const std::size_t lf_index = static_cast<const char*>(lf) - data;
-    line_ends[lines++] = lf_index;
-    pos = lf_index + 1;
-    if (last) break;
+    line_ends_[lines_++] = lf_index;
+    line_start_ = lf_index + 1;
+    checked_ = 0;
+    // A bare code is only valid as a last line, which it then is.
+    if (len == 3 || line[3] == ' ') break;
   }
 
+  ParseResult result;
   result.status = ParseStatus::kComplete;
-  result.consumed = pos;
+  result.consumed = line_start_;
   result.reply.code = (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0');
-  result.reply.lines.reserve(lines);
+  result.reply.lines.reserve(lines_);
   std::size_t start = 0;
-  for (std::size_t i = 0; i < lines; ++i) {
-    std::size_t end = line_ends[i];
+  for (std::size_t i = 0; i < lines_; ++i) {
+    std::size_t end = line_ends_[i];
     if (end > start && data[end - 1] == '\r') --end;
     const std::size_t text_start = start + 4;  // past "250-" / "250 "
     if (text_start < end) {
@@ -117,9 +117,12 @@ ParseResult parse_reply(std::string_view input) {
     } else {
       result.reply.lines.emplace_back();  // a bare code, or "250 " with nothing after it
     }
-    start = line_ends[i] + 1;
+    start = line_ends_[i] + 1;
   }
+  start_afresh();
   return result;
 }
+
+ParseResult parse_reply(std::string_view input) { return ReplyParser().parse(input); }
 
 }  // namespace smtp

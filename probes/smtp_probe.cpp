@@ -28,7 +28,19 @@ bool is_closed_error(const error_code& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
-/// RFC 8305 §5: how long a connection attempt runs alone before the next one joins it.
+/// The probe could not get a socket: the exporter's descriptors (or the system's) are spent,
+/// which says nothing about the server.
+bool is_no_socket_error(const error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+std::string no_socket_detail(const error_code& ec) {
+  return ec == asio::error::no_descriptors
+             ? "connect: no socket: the exporter's open-file limit is spent"
+             : "connect: no socket: the system's open-file table is full";
+}
+
 /// Attempts named one by one in a failed race's error detail; past it, only counted.
 constexpr std::size_t kMaxAttemptsInDetail = 8;
 
@@ -110,12 +122,13 @@ class Session {
     // GCC 12 miscompiles co_await inside an if condition: await into a variable first.
     bool ok = co_await resolve_and_connect();
     if (!ok) co_return;
-    connected_at_ = Clock::now();
     if (target_.tls == TlsMode::kImplicit) {
       // RFC 8314: TLS from the first byte; the greeting comes over TLS.
       ok = co_await handshake();
       if (!ok) co_return;
     }
+    // Phases do not overlap: with implicit TLS the greeting is awaited once the handshake is done.
+    greeting_began_ = Clock::now();
     ok = co_await greet();
     if (!ok) co_return;
     ok = co_await ehlo();
@@ -141,16 +154,19 @@ class Session {
  private:
   // --- bookkeeping -------------------------------------------------------------------------
 
-  void fail(FailureReason reason, Phase phase, std::string detail = {}) {
+  /// `detail` is what the log line's err="..." shows: never empty, it names the phase.
+  void fail(FailureReason reason, Phase phase, std::string detail) {
     if (result_.failure != FailureReason::kNone) return;  // the first failure is the reason
     result_.failure = reason;
     result_.failed_phase = phase;
     result_.error_detail = std::move(detail);
-    if (!result_.error_detail.empty()) note(result_.error_detail);
+    note(result_.error_detail);
   }
 
-  void set_phase(Phase phase, Clock::time_point began) {
-    result_.phase_durations[static_cast<std::size_t>(phase)] = Clock::now() - began;
+  ProbeResult::Duration set_phase(Phase phase, Clock::time_point began) {
+    const ProbeResult::Duration took = Clock::now() - began;
+    result_.phase_durations[static_cast<std::size_t>(phase)] = took;
+    return took;
   }
   /// For phases that run twice (EHLO before and after STARTTLS): the time of both.
   void add_phase(Phase phase, Clock::time_point began) {
@@ -234,6 +250,8 @@ class Session {
     if (ec) {
       if (ec == beast::error::timeout) {
         fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out");
+      } else if (is_no_socket_error(ec)) {
+        fail(FailureReason::kExporterOverloaded, Phase::kConnect, no_socket_detail(ec));
       } else if (ec == asio::error::connection_refused) {
         fail(FailureReason::kConnectRefused, Phase::kConnect, "connect: " + ec.message());
       } else {
@@ -293,6 +311,7 @@ class Session {
     std::string detail;
     std::size_t in_detail = 0;
     bool all_refused = true;
+    std::optional<error_code> no_socket;  // an attempt that could not even get a socket
     for (std::size_t i = 0; i < race->started; ++i) {
       const ConnectRace::Attempt& attempt = race->attempts[i];
       std::string outcome;
@@ -306,6 +325,7 @@ class Session {
           outcome =
               attempt.error.message() + " after " + format_ms(attempt.finished - attempt.started);
           if (attempt.error != asio::error::connection_refused) all_refused = false;
+          if (is_no_socket_error(attempt.error)) no_socket = attempt.error;
           break;
         case ConnectRace::State::kConnecting:
           outcome = std::string(race->winner ? "abandoned" : "no answer") + " after " +
@@ -337,7 +357,11 @@ class Session {
       result_.peer = format_endpoint(winner.endpoint);
       co_return true;
     }
-    if (deadline_passed) {
+    if (no_socket) {
+      // Some address was never really tried: whatever the others got, the verdict is ours.
+      fail(FailureReason::kExporterOverloaded, Phase::kConnect,
+           no_socket_detail(*no_socket) + " (" + detail + ")");
+    } else if (deadline_passed) {
       fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out (" + detail + ")");
     } else if (all_refused) {
       fail(FailureReason::kConnectRefused, Phase::kConnect, "connect: " + detail);
@@ -352,7 +376,9 @@ class Session {
     stream_.expires_at(deadline_);
     for (;;) {
       if (!buffer_.empty()) {
-        ParseResult parsed = parse_reply(buffer_);
+        // Resumes at the line where the last read's parse stopped: a server dribbling a long
+        // reply costs work in proportion to its bytes, not their square.
+        ParseResult parsed = parser_.parse(buffer_);
         switch (parsed.status) {
           case ParseStatus::kComplete:
             record_received(std::string_view(buffer_).substr(0, parsed.consumed));
@@ -364,14 +390,19 @@ class Session {
             record_received(buffer_);
             co_return ReadOutcome::kMalformed;
           case ParseStatus::kLineTooLong:
-            note("reply over " + std::to_string(kMaxReplyLineBytes) + " bytes a line or " +
-                 std::to_string(kMaxReplyLines) + " lines");
+            too_long_ = "a reply line over " + std::to_string(kMaxReplyLineBytes) + " bytes";
+            co_return ReadOutcome::kTooLong;
+          case ParseStatus::kTooManyLines:
+            too_long_ = "a reply of more than " + std::to_string(kMaxReplyLines) + " lines";
             co_return ReadOutcome::kTooLong;
           case ParseStatus::kIncomplete:
             break;
         }
       }
-      if (buffer_.size() > kMaxReplyBytes) co_return ReadOutcome::kTooLong;  // parser's backstop
+      if (buffer_.size() > kMaxReplyBytes) {  // the parser's backstop
+        too_long_ = "a reply over " + std::to_string(kMaxReplyBytes) + " bytes";
+        co_return ReadOutcome::kTooLong;
+      }
       error_code ec;
       std::size_t n =
           tls_ ? co_await tls_->async_read_some(asio::buffer(chunk_),
@@ -435,11 +466,14 @@ class Session {
              std::string(phase_name(phase)) + ": server closed the connection");
         break;
       case ReadOutcome::kMalformed:
-        fail(FailureReason::kGreetingMalformed, phase,
-             std::string(phase_name(phase)) + ": not an SMTP reply");
+        // Garbage in place of the greeting may be another protocol on the port; garbage later,
+        // from a server that greeted properly, is a broken reply.
+        fail(phase == Phase::kGreeting ? FailureReason::kGreetingMalformed
+                                       : FailureReason::kReplyMalformed,
+             phase, std::string(phase_name(phase)) + ": not an SMTP reply");
         break;
       case ReadOutcome::kTooLong:
-        fail(FailureReason::kLineTooLong, phase, {});
+        fail(FailureReason::kLineTooLong, phase, std::string(phase_name(phase)) + ": " + too_long_);
         break;
       case ReadOutcome::kTlsError:
         if (!replied_over_tls_) {
@@ -471,12 +505,12 @@ class Session {
   asio::awaitable<bool> greet() {
     Reply greeting;
     ReadOutcome outcome = co_await read_reply(greeting);
-    set_phase(Phase::kGreeting, connected_at_);
+    const ProbeResult::Duration waited = set_phase(Phase::kGreeting, greeting_began_);
     if (outcome != ReadOutcome::kReply) {
       fail_read(outcome, Phase::kGreeting, FailureReason::kGreetingTimeout);
       co_return false;
     }
-    result_.greeting_latency = Clock::now() - connected_at_;
+    result_.greeting_latency = waited;
     result_.greeting_code = greeting.code;
     result_.banner = parse_banner(greeting);
     if (greeting.code == 220) co_return true;
@@ -513,13 +547,15 @@ class Session {
     if (!result_.helo_fallback) {
       result_.capabilities = parse_ehlo(reply);
       if (!tls_) result_.starttls_advertised = result_.capabilities->starttls;
+    } else if (!tls_) {
+      result_.starttls_advertised = false;  // no EHLO, no extensions
     }
     co_return true;
   }
 
   asio::awaitable<bool> starttls() {
     Clock::time_point began = Clock::now();
-    if (!result_.starttls_advertised) {
+    if (!result_.starttls_advertised.value_or(false)) {
       fail(FailureReason::kStarttlsUnavailable, Phase::kStartTls,
            "starttls: the server did not offer STARTTLS");
       co_await quit();
@@ -638,12 +674,15 @@ class Session {
   std::optional<asio::ssl::stream<beast::tcp_stream&>> tls_;  // engaged from the handshake on
   Clock::time_point start_;
   Clock::time_point deadline_;
-  Clock::time_point connected_at_;
+  // Connect done (implicit TLS: handshake done): where the greeting phase starts.
+  Clock::time_point greeting_began_;
   std::string buffer_;             // received, not yet parsed; at most kMaxReplyBytes + a chunk
+  ReplyParser parser_;             // how far into buffer_ the reply being read is parsed
   std::array<char, 4096> chunk_;   // one read's worth
   std::string line_;               // the command being sent
   bool replied_over_tls_ = false;  // a whole reply came over TLS: the server's handshake is done
   error_code tls_read_error_;      // the TLS layer's error, for ReadOutcome::kTlsError
+  std::string too_long_;           // the limit a reply broke, for ReadOutcome::kTooLong
   std::size_t transcript_bytes_ = 0;
   ProbeResult result_;
 };

@@ -73,10 +73,16 @@ void prepare_tls_session(SSL* ssl, const std::string& server_name) {
   bool is_ip = !ec;
   if (is_ip) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl, server_name.c_str());  // RFC 6066: SNI carries names only
-    SSL_set1_host(ssl, server_name.c_str());
+    return;
   }
+  // An absolute name ("mx.example.com.") is the same host; RFC 6066 §3 forbids the trailing dot
+  // in SNI, and certificates are issued without it.
+  std::string name = server_name;
+  if (name.size() > 1 && name.back() == '.') name.pop_back();
+  SSL_set_tlsext_host_name(ssl, name.c_str());  // RFC 6066: SNI carries names only
+  // RFC 6125 §7.2: a wildcard stands for a whole label; "m*.example.com" matches nothing.
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  SSL_set1_host(ssl, name.c_str());
 }
 
 TlsFacts read_tls_facts(SSL* ssl) {

@@ -26,7 +26,8 @@ struct TlsSettings {
 /// (naming the file) for unreadable files or bad settings: a config error, found at load time.
 std::shared_ptr<asio::ssl::context> make_tls_context(const TlsSettings& settings);
 
-/// Prepares `ssl` for a handshake with `server_name` (SNI for names; name or IP to verify).
+/// Prepares `ssl` for a handshake with `server_name` (SNI for names; name or IP to verify). A
+/// name's trailing dot is dropped for both; partial wildcards ("m*.example.com") never match.
 void prepare_tls_session(SSL* ssl, const std::string& server_name);
 
 /// Reads the facts of the completed handshake on `ssl`.

@@ -1,4 +1,7 @@
-// parse_reply on arbitrary bytes: never crashes, and what it reports is consistent.
+// parse_reply on arbitrary bytes: never crashes, and what it reports is consistent; ReplyParser
+// fed the same bytes as a growing buffer, however they are split into reads, reaches the same
+// verdict in linear work.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -53,6 +56,27 @@ void check_complete(std::string_view input, const ParseResult& r) {
   FUZZ_CHECK(again.reply.lines == r.reply.lines);
 }
 
+// Feeds `input` to a ReplyParser as a buffer grown by `next_step(size)` bytes at a time, parsing
+// after each step, and checks it reaches the one-shot verdict `whole` on the prefix where that
+// verdict became due, having examined each byte at most twice (plus one per call).
+template <typename NextStep>
+void check_grown(std::string_view input, const ParseResult& whole, NextStep next_step) {
+  smtp::ReplyParser parser;
+  ParseResult r;
+  std::size_t size = 0;
+  std::size_t calls = 0;
+  do {
+    size = std::min(input.size(), size + next_step(size));
+    r = parser.parse(input.substr(0, size));
+    ++calls;
+  } while (r.status == ParseStatus::kIncomplete && size < input.size());
+  FUZZ_CHECK(r.status == whole.status);
+  FUZZ_CHECK(r.consumed == whole.consumed);
+  FUZZ_CHECK(r.reply.code == whole.reply.code);
+  FUZZ_CHECK(r.reply.lines == whole.reply.lines);
+  FUZZ_CHECK(parser.bytes_examined() <= 2 * size + calls);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -68,6 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       [[fallthrough]];
     case ParseStatus::kMalformed:
     case ParseStatus::kLineTooLong:
+    case ParseStatus::kTooManyLines:
       FUZZ_CHECK(r.consumed == 0);
       FUZZ_CHECK(r.reply.code == 0);
       FUZZ_CHECK(r.reply.lines.empty());
@@ -75,5 +100,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     default:
       FUZZ_CHECK(false && "unknown ParseStatus");
   }
+
+  // What the probe does with a socket's reads: one byte at a time (a dribbling server), and
+  // reads of sizes taken from the bytes themselves (1 to 16), so each input is cut differently.
+  check_grown(input, r, [](std::size_t) { return std::size_t{1}; });
+  check_grown(input, r, [input](std::size_t size) {
+    return size < input.size() ? 1 + static_cast<unsigned char>(input[size]) % 16 : 1;
+  });
   return 0;
 }

@@ -71,9 +71,7 @@ for t in postfix exim; do
   # No expect_hostname in the config: no hostname-match gauge.
   assert_no_series "$s" "smtp_banner_hostname_match{target=\"$t\"}"
   # Both servers offer STARTTLS in their EHLO reply.
-  if has_series "$s" "smtp_starttls_advertised{target=\"$t\"}"; then
-    assert_metric "$s" "smtp_starttls_advertised{target=\"$t\"}" 1
-  fi
+  assert_metric "$s" "smtp_starttls_advertised{target=\"$t\"}" 1
   assert_metric "$s" "smtp_probes_total{target=\"$t\",result=\"success\"}" '>=' 1
   # A healthy server on loopback: every probe so far succeeded.
   success=$(metric_value "$s" "smtp_probes_total{target=\"$t\",result=\"success\"}")

@@ -37,7 +37,17 @@ ProbeResult successful_probe(std::string banner_line = "220 mx.test.local ESMTP 
   result.ehlo_code = 250;
   result.quit_code = 221;
   result.banner = parse_banner(parse_reply(banner_line + "\r\n").reply);
+  result.starttls_advertised = false;  // a plaintext EHLO reply came, without STARTTLS
   return result;
+}
+
+ProbeResult refused_probe() {
+  ProbeResult refused;
+  refused.failure = FailureReason::kConnectRefused;
+  refused.failed_phase = Phase::kConnect;
+  refused.phase_durations[static_cast<std::size_t>(Phase::kConnect)] = 1ms;
+  refused.total = 1ms;
+  return refused;
 }
 
 std::string render(const std::vector<TargetSeries>& targets) {
@@ -104,24 +114,56 @@ TEST(MetricsTest, FailedProbeCountsItsReasonAndZeroesCodes) {
   TargetSeries series;
   series.labels = render_target_labels(target);
   record_probe(series, successful_probe(), target, 1);
-  ProbeResult refused;
-  refused.failure = FailureReason::kConnectRefused;
-  refused.failed_phase = Phase::kConnect;
-  refused.phase_durations[static_cast<std::size_t>(Phase::kConnect)] = 1ms;
-  refused.total = 1ms;
+  const ProbeResult refused = refused_probe();
   record_probe(series, refused, target, 2);
   record_probe(series, refused, target, 3);
   std::string text = render({series});
   EXPECT_THAT(text, HasSubstr("smtp_probe_success{target=\"down\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("smtp_greeting_code{target=\"down\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("smtp_quit_code{target=\"down\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("smtp_greeting_seconds{target=\"down\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("smtp_probes_total{target=\"down\",result=\"connect_refused\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("smtp_probes_total{target=\"down\",result=\"success\"} 1\n"));
   EXPECT_THAT(text, Not(HasSubstr("phase=\"greeting\"")));  // the last probe had no greeting
   EXPECT_THAT(text, HasSubstr("smtp_greeting_duration_seconds_count{target=\"down\"} 1\n"));
   // The last banner seen stays, so an outage still shows who used to answer.
   EXPECT_THAT(text, HasSubstr("smtp_banner_info{target=\"down\",hostname=\"mx.test.local\""));
+}
+
+TEST(MetricsTest, GreetingSecondsIsAGapWhileNoGreetingCame) {
+  // A 0 would drag latency panels and averages down exactly when the server is down.
+  TargetConfig target = make_target("gap");
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  record_probe(series, successful_probe(), target, 1);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_greeting_seconds{target=\"gap\"} 0.15\n"));
+  record_probe(series, refused_probe(), target, 2);
+  std::string text = render({series});
+  EXPECT_THAT(text, HasSubstr("# TYPE smtp_greeting_seconds gauge\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_probe_success{target=\"gap\"} 0\n"));
+  EXPECT_THAT(text, Not(HasSubstr("smtp_greeting_seconds{")));
+  record_probe(series, successful_probe(), target, 3);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_greeting_seconds{target=\"gap\"} 0.15\n"));
+}
+
+TEST(MetricsTest, StarttlsAdvertisedOnlyOnceAPlaintextEhloReplyWasSeen) {
+  TargetConfig target = make_target("tls");
+  target.tls = TlsMode::kStartTls;
+  TargetSeries series;
+  series.labels = render_target_labels(target);
+  record_probe(series, refused_probe(), target, 1);
+  std::string text = render({series});
+  EXPECT_THAT(text, HasSubstr("smtp_probe_success{target=\"tls\"} 0\n"));
+  EXPECT_THAT(text, Not(HasSubstr("smtp_starttls_advertised{")));  // unknown: no EHLO yet
+
+  ProbeResult offered = successful_probe();
+  offered.starttls_advertised = true;
+  record_probe(series, offered, target, 2);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_starttls_advertised{target=\"tls\"} 1\n"));
+  // A probe that never reached EHLO says nothing about it: the last reply seen stands.
+  record_probe(series, refused_probe(), target, 3);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_starttls_advertised{target=\"tls\"} 1\n"));
+  record_probe(series, successful_probe(), target, 4);
+  EXPECT_THAT(render({series}), HasSubstr("smtp_starttls_advertised{target=\"tls\"} 0\n"));
 }
 
 TEST(MetricsTest, ChangingBannerDateKeepsOneInfoSeries) {

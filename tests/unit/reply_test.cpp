@@ -3,10 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iterator>
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace smtp {
 namespace {
@@ -262,11 +264,11 @@ TEST(ParseReply, HundredLinesAreAllowed) {
 }
 
 TEST(ParseReply, HundredAndOneLinesAreTooMany) {
-  EXPECT_EQ(parse(reply_of(kMaxReplyLines + 1)).status, ParseStatus::kLineTooLong);
+  EXPECT_EQ(parse(reply_of(kMaxReplyLines + 1)).status, ParseStatus::kTooManyLines);
   // A hundredth line that is a continuation already promises a hundred and first.
   std::string continuations;
   for (std::size_t i = 0; i < kMaxReplyLines; ++i) continuations += "250-line\r\n";
-  EXPECT_EQ(parse(continuations).status, ParseStatus::kLineTooLong);
+  EXPECT_EQ(parse(continuations).status, ParseStatus::kTooManyLines);
   EXPECT_EQ(parse(continuations.substr(0, continuations.size() - 1)).status,
             ParseStatus::kIncomplete);
 }
@@ -319,6 +321,109 @@ TEST(ParseReply, VerdictsOnPrefixesAreFinal) {
       }
     }
   }
+}
+
+// --- ReplyParser: the same verdicts from a buffer that grows between calls --------------------
+
+// Feeds `input` to one ReplyParser as a socket would deliver it: a buffer grown by `steps` bytes
+// at a time (cycled), parsed after every step, until a verdict.
+ParseResult parse_grown(ReplyParser& parser, std::string_view input,
+                        const std::vector<std::size_t>& steps) {
+  std::size_t size = 0;
+  for (std::size_t i = 0;; ++i) {
+    size = std::min(input.size(), size + steps[i % steps.size()]);
+    ParseResult r = parser.parse(input.substr(0, size));
+    if (r.status != ParseStatus::kIncomplete || size == input.size()) return r;
+  }
+}
+
+void expect_same(const ParseResult& grown, const ParseResult& whole, std::string_view input) {
+  EXPECT_EQ(grown.status, whole.status) << testing::PrintToString(std::string(input));
+  EXPECT_EQ(grown.consumed, whole.consumed);
+  EXPECT_EQ(grown.reply.code, whole.reply.code);
+  EXPECT_EQ(grown.reply.lines, whole.reply.lines);
+}
+
+std::string long_line(const char* prefix) {
+  return line_of(2000, prefix, "\r\n");  // what a hostile server sends to waste our time
+}
+
+TEST(ReplyParser, DribbledEndOfALongReplyCostsLinearWork) {
+  // 99 long continuation lines at once, then the last line one byte per read: parsing from the
+  // start on every read would examine the 198,000 bytes before it 2,000 times over.
+  std::string input;
+  for (int i = 0; i < 99; ++i) input += long_line("250-");
+  const std::size_t head = input.size();
+  input += long_line("250 ");
+  ReplyParser parser;
+  EXPECT_EQ(parser.parse(std::string_view(input).substr(0, head)).status, ParseStatus::kIncomplete);
+  ParseResult r;
+  for (std::size_t size = head + 1; size <= input.size(); ++size) {
+    r = parser.parse(std::string_view(input).substr(0, size));
+    if (size < input.size()) {
+      ASSERT_EQ(r.status, ParseStatus::kIncomplete) << size;
+    }
+  }
+  ASSERT_EQ(r.status, ParseStatus::kComplete);
+  EXPECT_EQ(r.consumed, input.size());
+  EXPECT_EQ(r.reply.lines.size(), 100u);
+  EXPECT_LE(parser.bytes_examined(), 3 * input.size());
+  EXPECT_GE(parser.bytes_examined(), input.size());  // every byte was looked at
+}
+
+TEST(ReplyParser, EverySplitGivesTheOneShotVerdict) {
+  std::string hundred_one;
+  for (std::size_t i = 0; i < kMaxReplyLines; ++i) hundred_one += "250-x\r\n";
+  const std::vector<std::string> inputs = {
+      "250-mx.test.local\r\n250-PIPELINING\r\n250 CHUNKING\r\n221 pipelined\r\n",
+      "220\r\n",
+      "250-a\n250-b\r\n250\n",
+      "250-a\r\n251 b\r\n",
+      "250-a\r\n250-b\0\r\n250 c\r\n"s,
+      "220 a\rb\r\n",
+      "220\r\r\n",
+      "HTTP/1.1 400 Bad Request\r\n",
+      "220 ok\r\n\x16\x03\x01garbage"s,
+      long_line("250-") + "250 " + std::string(kMaxReplyLineBytes, 'y'),
+      "250-ok\r\n" + line_of(kMaxReplyLineBytes + 1, "250-", "\r\n") + "250 end\r\n",
+      "220 " + std::string(kMaxReplyLineBytes - 5, 'x') + "\r",
+      hundred_one + "250 end\r\n",
+      reply_of(kMaxReplyLines),
+  };
+  const std::vector<std::vector<std::size_t>> splits = {{1}, {2}, {3, 1}, {7}, {4096}, {1, 2000}};
+  for (const std::string& input : inputs) {
+    const ParseResult whole = parse(input);
+    for (const auto& steps : splits) {
+      ReplyParser parser;
+      expect_same(parse_grown(parser, input, steps), whole, input);
+    }
+  }
+}
+
+TEST(ReplyParser, StartsAfreshAfterAVerdict) {
+  const std::string input = "250-a\r\n250 b\r\n221 bye\r\n";
+  ReplyParser parser;
+  EXPECT_EQ(parser.parse(std::string_view(input).substr(0, 9)).status, ParseStatus::kIncomplete);
+  const ParseResult first = parser.parse(input);
+  ASSERT_EQ(first.status, ParseStatus::kComplete);
+  EXPECT_THAT(first.reply.lines, ElementsAre("a", "b"));
+  // The caller drops the consumed bytes; what is left begins the next reply.
+  const ParseResult second = parser.parse(std::string_view(input).substr(first.consumed));
+  ASSERT_EQ(second.status, ParseStatus::kComplete);
+  EXPECT_EQ(second.reply.code, 221);
+
+  EXPECT_EQ(parser.parse("HTTP").status, ParseStatus::kMalformed);
+  EXPECT_EQ(parser.parse("220 again\r\n").status, ParseStatus::kComplete);
+}
+
+TEST(ReplyParser, AShorterInputIsANewReply) {
+  // Not a grown buffer: the parser must not trust what it saw before (nor read past the end).
+  ReplyParser parser;
+  EXPECT_EQ(parser.parse("250-aaaaaaaa").status, ParseStatus::kIncomplete);
+  EXPECT_EQ(parser.parse("22").status, ParseStatus::kIncomplete);
+  const ParseResult r = parser.parse("220 x\r\n");
+  ASSERT_EQ(r.status, ParseStatus::kComplete);
+  EXPECT_EQ(r.reply.code, 220);
 }
 
 }  // namespace

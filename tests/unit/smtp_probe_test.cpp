@@ -2,8 +2,13 @@
 // produce, the codes, and the phase timings.
 #include "probes/smtp_probe.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <optional>
 
 #include "exporter/config.h"
@@ -15,6 +20,7 @@ namespace smtp {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 using testing::FakeSmtpServer;
 using testing::Step;
 
@@ -47,6 +53,45 @@ class SmtpProbeTest : public ::testing::Test {
 std::chrono::milliseconds ms(std::optional<std::chrono::nanoseconds> d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d.value_or(-1ms));
 }
+
+/// An exporter out of file descriptors, for as long as it lives: the soft RLIMIT_NOFILE is
+/// lowered to a little above the highest descriptor in use and every free one below it is taken,
+/// but `spare`. The destructor gives them back and restores the limit.
+class DescriptorsSpent {
+ public:
+  explicit DescriptorsSpent(int spare) {
+    int highest = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    }
+    if (getrlimit(RLIMIT_NOFILE, &saved_) != 0) throw std::runtime_error("getrlimit failed");
+    rlimit lowered = saved_;
+    lowered.rlim_cur = static_cast<rlim_t>(highest) + 32;
+    if (setrlimit(RLIMIT_NOFILE, &lowered) != 0) throw std::runtime_error("setrlimit failed");
+    for (;;) {
+      const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno != EMFILE) throw std::runtime_error("open /dev/null failed");
+        break;
+      }
+      held_.push_back(fd);
+    }
+    for (int i = 0; i < spare && !held_.empty(); ++i) {
+      ::close(held_.back());
+      held_.pop_back();
+    }
+  }
+  ~DescriptorsSpent() {
+    for (int fd : held_) ::close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  DescriptorsSpent(const DescriptorsSpent&) = delete;
+  DescriptorsSpent& operator=(const DescriptorsSpent&) = delete;
+
+ private:
+  rlimit saved_{};
+  std::vector<int> held_;
+};
 
 TEST_F(SmtpProbeTest, PoliteServerSucceeds) {
   ProbeResult r = probe_script(testing::polite_dialogue());
@@ -125,6 +170,24 @@ TEST_F(SmtpProbeTest, ConnectTimeout) {
   EXPECT_GE(ms(r.total), 300ms);
 }
 
+TEST_F(SmtpProbeTest, NoSocketIsExporterOverloaded) {
+  // Not the server's fault, so never connect_error: the server is fine and listening.
+  server_.emplace(io_, testing::polite_dialogue());
+  io_.poll();  // the server waits in accept before the descriptors go (accept needs one)
+  std::optional<ProbeResult> r;
+  {
+    DescriptorsSpent spent(0);
+    r = probe(server_->port());
+  }
+  EXPECT_EQ(reason_name(r->failure), "exporter_overloaded") << r->error_detail;
+  EXPECT_EQ(r->failed_phase, Phase::kConnect);
+  EXPECT_EQ(r->error_detail, "connect: no socket: the exporter's open-file limit is spent");
+  EXPECT_EQ(r->greeting_code, 0);
+  // With descriptors back, the same server answers.
+  ProbeResult again = probe(server_->port());
+  EXPECT_TRUE(again.success()) << reason_name(again.failure) << ": " << again.error_detail;
+}
+
 TEST_F(SmtpProbeTest, SilentServerIsGreetingTimeout) {
   ProbeResult r = probe_script({testing::stall()}, 300ms);
   EXPECT_EQ(r.failure, FailureReason::kGreetingTimeout);
@@ -169,6 +232,38 @@ TEST_F(SmtpProbeTest, GarbageIsMalformed) {
   }
 }
 
+TEST_F(SmtpProbeTest, MalformedLaterRepliesAreReplyMalformed) {
+  // Only the greeting's own garbage is greeting_malformed: the server greeted properly here.
+  struct Case {
+    std::vector<Step> script;
+    Phase phase;
+  };
+  const std::vector<Case> cases = {
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("HTTP/1.1 400 Bad Request\r\n"), testing::stall()},
+       Phase::kEhlo},
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("250-fake\r\n251 mixed codes\r\n"), testing::stall()},
+       Phase::kEhlo},
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("502 no EHLO\r\n"), testing::expect("HELO"),
+        testing::send(std::string("250 fake\0\r\n", 11)), testing::stall()},
+       Phase::kEhlo},
+      {{testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+        testing::send("250 ok\r\n"), testing::expect("QUIT"), testing::send("999 bye\r\n"),
+        testing::stall()},
+       Phase::kQuit},
+  };
+  for (const Case& c : cases) {
+    ProbeResult r = probe_script(c.script, 1s);
+    EXPECT_EQ(r.failure, FailureReason::kReplyMalformed)
+        << phase_name(c.phase) << ": " << r.error_detail;
+    EXPECT_EQ(r.failed_phase, c.phase);
+    EXPECT_EQ(r.greeting_code, 220);
+    EXPECT_NE(r.error_detail.find("not an SMTP reply"), std::string::npos) << r.error_detail;
+  }
+}
+
 TEST_F(SmtpProbeTest, OverlongLine) {
   ProbeResult r =
       probe_script({testing::send("220 " + std::string(3000, 'a') + "\r\n"), testing::stall()});
@@ -189,6 +284,78 @@ TEST_F(SmtpProbeTest, TooManyLines) {
   for (int i = 0; i < 150; ++i) reply += "220-line\r\n";
   ProbeResult r = probe_script({testing::send(reply + "220 end\r\n"), testing::stall()});
   EXPECT_EQ(r.failure, FailureReason::kLineTooLong);
+}
+
+TEST_F(SmtpProbeTest, EveryFailureHasADetailNamingItsPhase) {
+  // What the log line's err="..." shows: never empty, and it says where the probe stopped.
+  const std::string greeting = "220 fake.test.local\r\n";
+  const std::string overlong = "250 " + std::string(3000, 'a') + "\r\n";
+  std::string many;
+  for (int i = 0; i < 150; ++i) many += "250-line\r\n";
+  struct Case {
+    std::vector<Step> script;
+    FailureReason reason;
+    std::string detail_has;  // besides the phase
+  };
+  using testing::expect;
+  using testing::send;
+  const std::vector<Case> cases = {
+      {{testing::stall()}, FailureReason::kGreetingTimeout, "in time"},
+      {testing::dribble(greeting, 100ms), FailureReason::kGreetingTimeout, "in time"},
+      {{send("SSH-2.0-OpenSSH_9.2\r\n"), testing::stall()},
+       FailureReason::kGreetingMalformed,
+       "not an SMTP reply"},
+      {{send("250 fake.test.local\r\n"), testing::stall()},
+       FailureReason::kGreetingMalformed,
+       "250"},
+      {{send("554 no\r\n"), expect("QUIT"), send("221 bye\r\n")},
+       FailureReason::kGreetingRejected,
+       "554"},
+      {{send(overlong), testing::stall()}, FailureReason::kLineTooLong, "line over 2048 bytes"},
+      {{send("220 " + std::string(5000, 'b')), testing::stall()},
+       FailureReason::kLineTooLong,
+       "line over 2048 bytes"},
+      {{send(many + "250 end\r\n"), testing::stall()},
+       FailureReason::kLineTooLong,
+       "more than 100 lines"},
+      {{testing::close()}, FailureReason::kConnectionClosed, "closed"},
+      {{send(greeting), expect("EHLO"), testing::reset()}, FailureReason::kConnectionClosed, ""},
+      {{send(greeting), expect("EHLO"), testing::stall()}, FailureReason::kEhloTimeout, "in time"},
+      {{send(greeting), expect("EHLO"), send("550 no\r\n"), expect("HELO"), send("550 no\r\n"),
+        expect("QUIT"), send("221 bye\r\n")},
+       FailureReason::kEhloRejected,
+       "550"},
+      {{send(greeting), expect("EHLO"), send("250 a\0\r\n"s), testing::stall()},
+       FailureReason::kReplyMalformed,
+       "not an SMTP reply"},
+      {{send(greeting), expect("EHLO"), send(overlong), testing::stall()},
+       FailureReason::kLineTooLong,
+       "line over 2048 bytes"},
+      {{send(greeting), expect("EHLO"), send(many), testing::stall()},
+       FailureReason::kLineTooLong,
+       "more than 100 lines"},
+      {{send(greeting), expect("EHLO"), send("250 ok\r\n"), expect("QUIT"), testing::stall()},
+       FailureReason::kQuitTimeout,
+       "in time"},
+      {{send(greeting), expect("EHLO"), send("250 ok\r\n"), expect("QUIT"), send("500 what\r\n")},
+       FailureReason::kQuitUnexpectedCode,
+       "500"},
+      {{send(greeting), expect("EHLO"), send("250 ok\r\n"), expect("QUIT"), testing::close()},
+       FailureReason::kConnectionClosed,
+       "closed"},
+  };
+  for (const Case& c : cases) {
+    ProbeResult r = probe_script(c.script, 300ms);
+    EXPECT_EQ(reason_name(r.failure), reason_name(c.reason)) << r.error_detail;
+    ASSERT_TRUE(r.failed_phase.has_value()) << reason_name(c.reason);
+    const std::string phase(phase_name(*r.failed_phase));
+    EXPECT_TRUE(r.error_detail.starts_with(phase + ": ")) << phase << " / " << r.error_detail;
+    EXPECT_NE(r.error_detail.find(c.detail_has), std::string::npos) << r.error_detail;
+  }
+  testing::RefusingPort refusing(io_);
+  ProbeResult r = probe(refusing.port());
+  EXPECT_EQ(r.failure, FailureReason::kConnectRefused);
+  EXPECT_TRUE(r.error_detail.starts_with("connect: ")) << r.error_detail;
 }
 
 TEST_F(SmtpProbeTest, CloseBeforeGreeting) {
@@ -275,7 +442,32 @@ TEST_F(SmtpProbeTest, StarttlsAdvertisedIsSeen) {
                                 testing::send("250-fake\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
                                 testing::expect("QUIT"), testing::send("221 bye\r\n")});
   EXPECT_TRUE(r.success());
-  EXPECT_TRUE(r.starttls_advertised);
+  EXPECT_EQ(r.starttls_advertised, true);
+}
+
+TEST_F(SmtpProbeTest, StarttlsAdvertisedIsUnknownWithoutAPlaintextEhloReply) {
+  ProbeResult r = probe_script(testing::polite_dialogue());  // EHLO reply without STARTTLS
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.starttls_advertised, false);
+
+  r = probe_script(
+      {testing::send("554 no service\r\n"), testing::expect("QUIT"), testing::send("221 bye\r\n")});
+  EXPECT_EQ(r.failure, FailureReason::kGreetingRejected);
+  EXPECT_FALSE(r.starttls_advertised.has_value());  // no EHLO was said
+
+  r = probe_script({testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                    testing::send("421 shutting down\r\n"), testing::expect("QUIT"),
+                    testing::close()});
+  EXPECT_EQ(r.failure, FailureReason::kEhloRejected);
+  EXPECT_FALSE(r.starttls_advertised.has_value());  // a refusal offers nothing either way
+
+  // A server that does not know EHLO at all (HELO answered) offers no extension.
+  r = probe_script({testing::send("220 old.test.local\r\n"), testing::expect("EHLO"),
+                    testing::send("502 5.5.2 what\r\n"), testing::expect("HELO"),
+                    testing::send("250 old.test.local\r\n"), testing::expect("QUIT"),
+                    testing::send("221 bye\r\n")});
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  EXPECT_EQ(r.starttls_advertised, false);
 }
 
 TEST_F(SmtpProbeTest, RepliesSplitAcrossReadsAndBareLf) {
@@ -284,6 +476,28 @@ TEST_F(SmtpProbeTest, RepliesSplitAcrossReadsAndBareLf) {
                     testing::expect("EHLO"), testing::send("250-a\n"), testing::delay(20ms),
                     testing::send("250 b\n"), testing::expect("QUIT"), testing::send("221 bye\n")});
   EXPECT_TRUE(r.success()) << r.error_detail;
+}
+
+TEST_F(SmtpProbeTest, LongEhloReplyWithADribbledEndStillParses) {
+  // 99 lines of 2,000 bytes at once, then the last one a byte at a time: the reply is parsed
+  // from where each read left off (reply_test proves the work is linear), and it is whole.
+  std::string head;
+  for (int i = 0; i < 99; ++i) head += "250-X-LINE-" + std::string(1987, 'x') + "\r\n";
+  ASSERT_EQ(head.size(), 99u * 2000u);
+  std::vector<Step> script = {testing::send("220 fake.test.local\r\n"), testing::expect("EHLO"),
+                              testing::send(head)};
+  for (Step& step : testing::dribble("250 SIZE 1000" + std::string(1985, ' ') + "\r\n", 0ms)) {
+    script.push_back(std::move(step));
+  }
+  script.push_back(testing::expect("QUIT"));
+  script.push_back(testing::send("221 bye\r\n"));
+  ProbeResult r = probe_script(script, 10s);
+  ASSERT_TRUE(r.success()) << reason_name(r.failure) << ": " << r.error_detail;
+  EXPECT_EQ(r.ehlo_code, 250);
+  ASSERT_TRUE(r.capabilities.has_value());
+  EXPECT_EQ(r.capabilities->size_limit, 1000u);  // from the last, dribbled line
+  EXPECT_EQ(r.quit_code, 221);
+  EXPECT_TRUE(server_->script_errors().empty());
 }
 
 TEST_F(SmtpProbeTest, TranscriptIsCapped) {
@@ -510,6 +724,24 @@ TEST_F(SmtpProbeFamilyTest, ManyAddressesOfOneFamilyAreRacedInOrder) {
   EXPECT_TRUE(notes[1].starts_with("connect 127.0.0.3:" + port + ": Connection refused"))
       << notes[1];
   EXPECT_TRUE(notes[2].starts_with("connect 127.0.0.1:" + port + ": connected in ")) << notes[2];
+}
+
+TEST_F(SmtpProbeFamilyTest, NoSocketInTheRaceIsExporterOverloaded) {
+  // One descriptor to spare: the lookup's UDP socket, closed once answered, then the first
+  // attempt's socket (refused: nothing listens on 127.0.0.2). The second attempt gets none.
+  dns_.set("two.test.example", testing::DnsAnswer::addresses({"127.0.0.2", "127.0.0.3"}));
+  std::optional<ProbeResult> r;
+  {
+    DescriptorsSpent spent(1);
+    r = run(target("two.test.example", 25, IpProtocol::kIp4));
+  }
+  EXPECT_EQ(reason_name(r->failure), "exporter_overloaded") << r->error_detail;
+  EXPECT_EQ(r->failed_phase, Phase::kConnect);
+  EXPECT_TRUE(r->error_detail.starts_with(
+      "connect: no socket: the exporter's open-file limit is spent (127.0.0.2:25: "))
+      << r->error_detail;
+  EXPECT_NE(r->error_detail.find("127.0.0.3:25: Too many open files"), std::string::npos)
+      << r->error_detail;
 }
 
 TEST_F(SmtpProbeIpv6Test, BracketedIpv6LiteralWorks) {

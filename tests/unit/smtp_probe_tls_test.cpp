@@ -107,6 +107,13 @@ std::chrono::milliseconds ms(std::optional<std::chrono::nanoseconds> d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d.value_or(-1ms));
 }
 
+/// Phases do not overlap: the durations of those that ran never add up to more than the whole.
+void expect_phases_do_not_overlap(const ProbeResult& r) {
+  ProbeResult::Duration sum{};
+  for (const auto& duration : r.phase_durations) sum += duration.value_or(ProbeResult::Duration{});
+  EXPECT_LE(sum.count(), r.total.count()) << "the phases add up to more than the probe took";
+}
+
 TEST_F(SmtpProbeTlsTest, StarttlsSucceeds) {
   Leaf leaf = ca_.issue();
   ProbeResult r =
@@ -114,7 +121,7 @@ TEST_F(SmtpProbeTlsTest, StarttlsSucceeds) {
   EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
   EXPECT_FALSE(r.failed_phase.has_value());
   EXPECT_EQ(r.greeting_code, 220);
-  EXPECT_TRUE(r.starttls_advertised);
+  EXPECT_EQ(r.starttls_advertised, true);  // as the plaintext EHLO reply said
   EXPECT_EQ(r.ehlo_code, 250);
   EXPECT_EQ(r.quit_code, 221);
   for (Phase p : {Phase::kConnect, Phase::kGreeting, Phase::kEhlo, Phase::kStartTls,
@@ -132,6 +139,7 @@ TEST_F(SmtpProbeTlsTest, StarttlsSucceeds) {
   EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
   EXPECT_EQ(r.tls->verify_error, "");
   EXPECT_EQ(r.tls->earliest_not_after, static_cast<double>(leaf.not_after));
+  expect_phases_do_not_overlap(r);
 }
 
 TEST_F(SmtpProbeTlsTest, Tls12IsSpelledAsBlackboxDoes) {
@@ -160,6 +168,7 @@ TEST_F(SmtpProbeTlsTest, ImplicitTlsSucceeds) {
   EXPECT_EQ(r.quit_code, 221);
   EXPECT_TRUE(r.phase(Phase::kTlsHandshake).has_value());
   EXPECT_FALSE(r.phase(Phase::kStartTls).has_value());
+  EXPECT_FALSE(r.starttls_advertised.has_value());  // no EHLO reply came in plaintext
   EXPECT_EQ(server_->received_lines(),
             (std::vector<std::string>{"EHLO monitor.test.local", "QUIT"}));
   EXPECT_EQ(server_->tls_handshakes(), 1);
@@ -168,6 +177,23 @@ TEST_F(SmtpProbeTlsTest, ImplicitTlsSucceeds) {
   EXPECT_EQ(r.tls->version, "TLS 1.3");
   EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
   EXPECT_EQ(r.tls->earliest_not_after, static_cast<double>(leaf.not_after));
+}
+
+TEST_F(SmtpProbeTlsTest, ImplicitTlsGreetingStartsWhenTheHandshakeIsDone) {
+  // The server takes its time over the handshake, then greets at once: that time is the
+  // handshake's, and the greeting (phase and latency alike) is measured from its end.
+  Leaf leaf = ca_.issue();
+  ProbeResult r =
+      probe({testing::delay(100ms), testing::tls_handshake(leaf.server_context),
+             testing::send(kGreeting), testing::expect("EHLO "), testing::send(kEhloOverTls),
+             testing::expect("QUIT"), testing::send("221 2.0.0 Bye\r\n"), testing::close()},
+            target(TlsMode::kImplicit, trusting_ca()));
+  ASSERT_TRUE(r.success()) << r.error_detail;
+  ASSERT_TRUE(r.greeting_latency.has_value());
+  ASSERT_TRUE(r.phase(Phase::kGreeting).has_value());
+  ASSERT_TRUE(r.phase(Phase::kTlsHandshake).has_value());
+  EXPECT_EQ(r.greeting_latency->count(), r.phase(Phase::kGreeting)->count());
+  expect_phases_do_not_overlap(r);
 }
 
 TEST_F(SmtpProbeTlsTest, ImplicitTlsToASilentServerIsHandshakeTimeout) {
@@ -185,7 +211,7 @@ TEST_F(SmtpProbeTlsTest, StarttlsNotAdvertised) {
                         target(TlsMode::kStartTls, trusting_ca()));
   EXPECT_EQ(r.failure, FailureReason::kStarttlsUnavailable);
   EXPECT_EQ(r.failed_phase, Phase::kStartTls);
-  EXPECT_FALSE(r.starttls_advertised);
+  EXPECT_EQ(r.starttls_advertised, false);
   EXPECT_EQ(r.ehlo_code, 250);
   EXPECT_EQ(r.quit_code, 221);  // QUIT is still said, and its answer kept
   EXPECT_TRUE(r.phase(Phase::kQuit).has_value());
@@ -222,6 +248,30 @@ TEST_F(SmtpProbeTlsTest, StarttlsUnanswered) {
   EXPECT_FALSE(r.phase(Phase::kTlsHandshake).has_value());
   EXPECT_GE(ms(r.total), 300ms);
   EXPECT_EQ(server_->tls_handshakes(), 0);
+}
+
+TEST_F(SmtpProbeTlsTest, MalformedStarttlsReplyIsReplyMalformed) {
+  std::vector<Step> script = until_starttls("2x0 Ready to start TLS\r\n");
+  script.push_back(testing::stall());
+  ProbeResult r = probe(script, target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kReplyMalformed) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kStartTls);
+  EXPECT_EQ(r.error_detail, "starttls: not an SMTP reply");
+  EXPECT_EQ(r.greeting_code, 220);
+  EXPECT_FALSE(r.phase(Phase::kTlsHandshake).has_value());
+}
+
+TEST_F(SmtpProbeTlsTest, MalformedEhloReplyOverTlsIsReplyMalformed) {
+  Leaf leaf = ca_.issue();
+  std::vector<Step> script = until_starttls("220 2.0.0 Ready to start TLS\r\n");
+  script.push_back(testing::tls_handshake(leaf.server_context));
+  script.push_back(testing::expect("EHLO "));
+  script.push_back(testing::send("250-mx.test.local\r\n250-\x1b[31m\r\n250 8BITMIME\r\n"));
+  script.push_back(testing::stall());
+  ProbeResult r = probe(script, target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kReplyMalformed) << r.error_detail;
+  EXPECT_EQ(r.failed_phase, Phase::kEhlo);
+  ASSERT_TRUE(r.tls.has_value());  // the handshake was done: the garbage came over TLS
 }
 
 TEST_F(SmtpProbeTlsTest, PlaintextInjectedAfterStarttlsIsCaught) {
@@ -348,6 +398,40 @@ TEST_F(SmtpProbeTlsTest, NameMismatchFailsVerification) {
   EXPECT_FALSE(r.tls->verified);
   EXPECT_EQ(r.tls->verify_error, X509_verify_cert_error_string(X509_V_ERR_HOSTNAME_MISMATCH));
   EXPECT_EQ(r.quit_code, 221);
+}
+
+TEST_F(SmtpProbeTlsTest, PartialWildcardIsRefused) {
+  // RFC 6125 §7.2: "m*" matching "mx" is a partial wildcard, which no client should honour.
+  Leaf leaf = ca_.issue({.common_name = "m*.test.local", .dns_names = {"m*.test.local"}});
+  ProbeResult r =
+      probe(starttls_dialogue(leaf.server_context), target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kTlsVerifyFailed) << r.error_detail;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_FALSE(r.tls->verified);
+  EXPECT_EQ(r.tls->verify_error, X509_verify_cert_error_string(X509_V_ERR_HOSTNAME_MISMATCH));
+}
+
+TEST_F(SmtpProbeTlsTest, WholeLabelWildcardVerifies) {
+  Leaf leaf = ca_.issue({.common_name = "*.test.local", .dns_names = {"*.test.local"}});
+  ProbeResult r =
+      probe(starttls_dialogue(leaf.server_context), target(TlsMode::kStartTls, trusting_ca()));
+  EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
+}
+
+TEST_F(SmtpProbeTlsTest, TrailingDotIsDroppedFromSniAndVerification) {
+  // An absolute name ("mx.test.local.", as DNS and some configs write it) names the same host;
+  // RFC 6066 §3 forbids the trailing dot in SNI.
+  Leaf leaf = ca_.issue();
+  TlsSettings settings = trusting_ca();
+  settings.server_name = "mx.test.local.";
+  ProbeResult r =
+      probe(starttls_dialogue(leaf.server_context), target(TlsMode::kStartTls, settings));
+  EXPECT_EQ(r.failure, FailureReason::kNone) << r.error_detail;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_TRUE(r.tls->verified) << r.tls->verify_error;
+  EXPECT_EQ(server_->server_names(), std::vector<std::string>{"mx.test.local"});
 }
 
 TEST_F(SmtpProbeTlsTest, IpAddressSanVerifies) {
