@@ -611,18 +611,22 @@ dns_query() {
 # ---------------------------------------------------------------------------------------------
 # Prometheus
 
-# start_prometheus WORKDIR PORT SCRAPE_HOSTPORT: scrapes SCRAPE_HOSTPORT (job smtp_exporter)
-# every second; its TSDB in WORKDIR/prometheus/data.
+# start_prometheus WORKDIR PORT SCRAPE_HOSTPORT [RULE_FILE...]: scrapes SCRAPE_HOSTPORT (job
+# smtp_exporter) every second and evaluates the RULE_FILEs every second; its TSDB in
+# WORKDIR/prometheus/data.
 start_prometheus() {
   local work=$1 port=$2 scrape=$3
-  local dir=$work/prometheus
+  shift 3
+  local dir=$work/prometheus rule_files=''
   command -v prometheus >/dev/null || fail "prometheus is not installed ($INSTALL_HINT)"
   mkdir -p "$dir/data"
+  (($#)) && rule_files=$'rule_files:\n'$(printf '  - %s\n' "$@")
   cat >"$dir/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+$rule_files
 scrape_configs:
   - job_name: smtp_exporter
     static_configs:

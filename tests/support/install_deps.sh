@@ -6,8 +6,10 @@
 #   build  compiler, CMake/Ninja, the libraries, clang-format, clang and libFuzzer (tests/fuzz)
 #   test   real MTAs and Prometheus for the integration tests: Postfix (installed), Exim and
 #          OpenSMTPD (their .debs unpacked into $SMTP_TEST_CACHE, because they conflict with
-#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, and a DNS server
-#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it)
+#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, a DNS server
+#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it), and
+#          Node.js with the pinned npm packages that check the dashboards and alert rules
+#          (tests/support/npm_deps.sh, into $SMTP_TEST_CACHE)
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
 #
 # Idempotent and quick on a second run: apt is only touched when something is missing.
@@ -38,7 +40,7 @@ for arg in "$@"; do
     build) want_build=1 ;;
     test) want_test=1 ;;
     run) want_run=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (expected build, test or run)" ;;
   esac
 done
@@ -154,11 +156,19 @@ if ((want_run)); then
   install_postfix
   apt_install "${run_packages[@]}"
 fi
+# Debian's nodejs and npm, unless a node with its npm is there already (another packaging of
+# Node.js would conflict with Debian's npm); then the npm packages, outside the repository.
+install_node_modules() {
+  command -v npm >/dev/null || apt_install nodejs npm
+  "$(dirname "${BASH_SOURCE[0]}")/npm_deps.sh" >/dev/null
+}
+
 if ((want_test)); then
   install_postfix
   apt_install --no-install-recommends prometheus
   apt_install "${test_packages[@]}"
   install_exim
   install_opensmtpd
+  install_node_modules
 fi
 log "done"
