@@ -40,6 +40,8 @@ struct TargetConfig {
   /// `all_addresses`: probe every address of the host as an endpoint of its own, instead of
   /// one probe that connects to whichever address answers first.
   bool all_addresses = false;
+  /// The most endpoints an MX or all_addresses target expands to; the most preferred are kept.
+  std::size_t max_endpoints = 32;
   TlsConfig tls_config;
   /// Built from tls_config at load time for TLS targets (so an unreadable file is a config
   /// error); shared by every target with the same settings.
@@ -49,6 +51,8 @@ struct TargetConfig {
 
   /// The probe's view of this target.
   ProbeTarget probe_target() const;
+  /// Its endpoints come from DNS lookups (MX, or every address), not from the config alone.
+  bool looked_up() const { return !mx_domain.empty() || all_addresses; }
 };
 
 struct DnsConfig {

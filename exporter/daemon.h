@@ -8,6 +8,11 @@
 
 namespace smtp {
 
+/// Exit codes of the serve face (and `probe`), as Prometheus exporters use them: 1 is left to
+/// the `probe` face's "the probe failed".
+inline constexpr int kExitBadArguments = 2;
+inline constexpr int kExitBadConfig = 2;
+
 struct DaemonOptions {
   std::optional<std::string> config_file;  // none: the embedded default config
   std::string listen_address = ":19225";
@@ -18,7 +23,7 @@ struct DaemonOptions {
 Config load_config_or_default(const std::optional<std::string>& config_file);
 
 /// Runs until SIGTERM or SIGINT; returns the process exit code. A config that does not load at
-/// start is reported on stderr and gives exit code 1.
+/// start is reported on stderr and gives kExitBadConfig.
 int run_daemon(const DaemonOptions& options);
 
 /// Raises the soft open-file limit to the hard one and returns how many probes may run at once

@@ -136,11 +136,16 @@ void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
-void append_json_pair(std::string& out, std::string_view key, std::string_view value) {
+void append_json_pair(std::string& out, std::string_view key, std::string_view value,
+                      bool is_number = false) {
   if (out.size() > 1) out += ',';
   append_json_string(out, key);
   out += ':';
-  append_json_string(out, value);
+  if (is_number) {
+    out.append(value);
+  } else {
+    append_json_string(out, value);
+  }
 }
 
 std::string format_timestamp(std::chrono::system_clock::time_point ts) {
@@ -199,13 +204,17 @@ std::string format_line(Level level, Format format, std::chrono::system_clock::t
     append_json_pair(out, "ts", time);
     append_json_pair(out, "level", level_name(level));
     append_json_pair(out, "msg", message);
-    for (const auto& [key, value] : fields) append_json_pair(out, key, value);
+    for (const Field& field : fields) {
+      if (!field.omitted()) append_json_pair(out, field.key(), field.text(), field.is_number());
+    }
     out += '}';
   } else {
     append_logfmt_pair(out, "ts", time);
     append_logfmt_pair(out, "level", level_name(level));
     append_logfmt_pair(out, "msg", message);
-    for (const auto& [key, value] : fields) append_logfmt_pair(out, key, value);
+    for (const Field& field : fields) {
+      if (!field.omitted()) append_logfmt_pair(out, field.key(), field.text());
+    }
   }
   return out;
 }

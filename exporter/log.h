@@ -1,9 +1,12 @@
 #pragma once
 /// Structured logging to stderr, logfmt or JSON, as Prometheus exporters do.
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace smtp::log {
@@ -18,7 +21,46 @@ bool parse_format(std::string_view text, Format& out);
 void configure(Level level, Format format);
 bool enabled(Level level);
 
-using Field = std::pair<std::string_view, std::string_view>;
+/// One `key=value` of a line. Numbers are written as numbers (bare in JSON too); text is quoted
+/// and escaped as needed. The value's text must outlive the write() call.
+class Field {
+ public:
+  Field(std::string_view key, std::string_view text) : key_(key), text_(text) {}
+  Field(std::string_view key, const char* text) : key_(key), text_(text) {}
+  Field(std::string_view key, const std::string& text) : key_(key), text_(text) {}
+  template <typename Number>
+  requires(std::is_arithmetic_v<Number> && !std::is_same_v<Number, bool> &&
+           !std::is_same_v<Number, char>) Field(std::string_view key, Number number)
+      : key_(key), number_(true) {
+    const auto [end, ec] = std::to_chars(digits_.data(), digits_.data() + digits_.size(), number);
+    text_ = std::string_view(digits_.data(), ec == std::errc{} ? end - digits_.data() : 0);
+  }
+  Field(const Field& other) : key_(other.key_), text_(other.text_), number_(other.number_) {
+    // A number's text lives in the field itself: point the copy at its own digits.
+    if (number_) text_ = std::string_view(digits_.data(), other.text_.size());
+    digits_ = other.digits_;
+  }
+  Field& operator=(const Field&) = delete;
+
+  /// A field left out of the line when `text` is empty (an optional detail such as `mx`).
+  static Field unless_empty(std::string_view key, std::string_view text) {
+    Field field(key, text);
+    field.omit_ = text.empty();
+    return field;
+  }
+
+  std::string_view key() const { return key_; }
+  std::string_view text() const { return text_; }
+  bool is_number() const { return number_; }
+  bool omitted() const { return omit_; }
+
+ private:
+  std::string_view key_;
+  std::string_view text_;
+  std::array<char, 32> digits_{};
+  bool number_ = false;
+  bool omit_ = false;
+};
 
 /// One line: `ts=... level=info msg="..." key=value ...` (or the JSON object). Values are
 /// quoted and escaped as needed. Thread-safe: a line is written with one call.

@@ -35,14 +35,21 @@ int main(int argc, char** argv) {
   app.add_option("--config.file", config_file,
                  "Config file (YAML). Without it, an embedded config probes localhost:25.");
   app.add_flag("--config.check", config_check,
-               "Validate the config file and exit (0 valid, 1 not).");
+               "Validate the config file and exit (0 valid, 2 not).");
   app.add_option("--web.listen-address", serve.listen_address,
                  "Address for /metrics and the other HTTP endpoints.")
       ->capture_default_str();
   app.add_option("--probe.max-concurrency", serve.max_concurrency,
                  "Most probes in flight at once (0: as many as the open-file limit allows, "
                  "at most 4096).")
-      ->capture_default_str();
+      ->capture_default_str()
+      // CLI11 would read "-1" into the unsigned count as a huge number.
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            return text.find('-') == std::string::npos ? std::string()
+                                                       : std::string("must not be negative");
+          },
+          "NONNEGATIVE"));
   app.add_option("--log.level", log_level, "debug, info, warn or error.")->capture_default_str();
   app.add_option("--log.format", log_format, "logfmt or json.")->capture_default_str();
 
@@ -54,19 +61,19 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 1;
+    const int code = app.exit(e);
+    return code == 0 ? 0 : smtp::kExitBadArguments;
   }
 
   smtp::log::Level level;
   smtp::log::Format format;
   if (!smtp::log::parse_level(log_level, level)) {
     std::cerr << "smtp_exporter: --log.level must be debug, info, warn or error\n";
-    return 1;
+    return smtp::kExitBadArguments;
   }
   if (!smtp::log::parse_format(log_format, format)) {
     std::cerr << "smtp_exporter: --log.format must be logfmt or json\n";
-    return 1;
+    return smtp::kExitBadArguments;
   }
   smtp::log::configure(level, format);
 
@@ -81,7 +88,7 @@ int main(int argc, char** argv) {
       return 0;
     } catch (const smtp::ConfigError& e) {
       std::cerr << e.what() << "\n";
-      return 1;
+      return smtp::kExitBadConfig;
     }
   }
   smtp::log::write(smtp::log::Level::kInfo, "starting smtp_exporter",

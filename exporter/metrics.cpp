@@ -376,7 +376,14 @@ ExporterMetrics::ExporterMetrics()
                         .Help("Seconds between a probe's planned and actual start.")
                         .Register(*registry_)
                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05,
-                                                                         0.1, 0.5, 1, 5})) {
+                                                                         0.1, 0.5, 1, 5})),
+      endpoints_over_limit_(
+          prometheus::BuildCounter()
+              .Name("smtp_exporter_endpoints_over_limit_total")
+              .Help("Endpoints that MX or address lookups found beyond their target's "
+                    "max_endpoints, and that are therefore not probed.")
+              .Register(*registry_)
+              .Add({})) {
   prometheus::BuildGauge()
       .Name("smtp_exporter_build_info")
       .Help("The exporter's version and the revision it was built from.")

@@ -98,6 +98,12 @@ struct MxSeries {
   std::vector<std::pair<std::string, std::uint16_t>> hosts;  // MX host, preference
 };
 
+/// What a scrape renders: every series, copied off the probe thread's live ones.
+struct SeriesSnapshot {
+  std::vector<TargetSeries> series;
+  std::vector<MxSeries> mx;
+};
+
 /// The `target="..."` label and the target's static labels, escaped, in a stable order; for an
 /// endpoint of an MX target `mx="<host>"` too, and with all_addresses `address="<ip>"`.
 std::string render_target_labels(const TargetConfig& target, std::string_view mx_host = {},
@@ -123,6 +129,10 @@ class ExporterMetrics {
   void set_targets(std::size_t count) { targets_.Set(static_cast<double>(count)); }
   void set_probes_in_flight(std::size_t count) { in_flight_.Set(static_cast<double>(count)); }
   void observe_schedule_lag(std::chrono::nanoseconds lag);
+  /// A lookup found `count` endpoints more than its target's max_endpoints.
+  void count_endpoints_over_limit(std::size_t count) {
+    endpoints_over_limit_.Increment(static_cast<double>(count));
+  }
 
   /// prometheus-cpp's text rendering of this registry and the process metrics (thread-safe).
   std::string render() const;
@@ -135,6 +145,7 @@ class ExporterMetrics {
   prometheus::Gauge& targets_;
   prometheus::Gauge& in_flight_;
   prometheus::Histogram& schedule_lag_;
+  prometheus::Counter& endpoints_over_limit_;
 };
 
 }  // namespace smtp

@@ -35,6 +35,7 @@ Schedule::JobId Schedule::add_at(Duration interval, TimePoint first_run) {
   job.planned = first_run;
   job.live = true;
   job.running = false;
+  job.replanned.reset();
   ++live_jobs_;
   planned_.push({job.planned, id, job.generation});
   return id;
@@ -48,6 +49,19 @@ void Schedule::remove(JobId id) {
   --live_jobs_;
   // A running job's id is recycled only when it has finished, so finished() finds it.
   if (!job.running) free_ids_.push_back(id);
+}
+
+void Schedule::replan(JobId id, Duration interval, TimePoint at) {
+  Job& job = jobs_.at(id);
+  if (!job.live) return;
+  job.interval = interval;
+  if (job.running) {
+    job.replanned = at;
+    return;
+  }
+  ++job.generation;
+  job.planned = at;
+  planned_.push({at, id, job.generation});
 }
 
 bool Schedule::is_current(const Planned& entry) const {
@@ -79,6 +93,12 @@ void Schedule::finished(JobId id, TimePoint now) {
   --running_;
   if (!job.live) {
     free_ids_.push_back(id);
+    return;
+  }
+  if (job.replanned) {
+    job.planned = std::max(*job.replanned, now);
+    job.replanned.reset();
+    planned_.push({job.planned, id, job.generation});
     return;
   }
   TimePoint next = job.planned + job.interval;

@@ -38,6 +38,11 @@ class Schedule {
   /// Forgets a job. If it is running, finished() must still be called for it.
   void remove(JobId job);
 
+  /// Gives a job a new interval and plans its next run at `at`. A running job is not started a
+  /// second time: its next run is planned at `at` (or at once, if that has passed) when it
+  /// finishes.
+  void replan(JobId job, Duration interval, TimePoint at);
+
   /// The jobs due at `now` that may start within the concurrency cap, oldest plan first. Each
   /// counts as running until finished() is called for it.
   std::vector<Start> take_due(TimePoint now);
@@ -63,7 +68,8 @@ class Schedule {
   struct Job {
     Duration interval{};
     TimePoint planned{};
-    std::uint32_t generation = 0;  // bumped on remove, so stale heap entries are skipped
+    std::uint32_t generation = 0;  // bumped on remove and replan, so stale entries are skipped
+    std::optional<TimePoint> replanned;  // replan() while running: the next run, at finish
     bool live = false;
     bool running = false;
   };

@@ -32,18 +32,6 @@ bool is_closed_error(const error_code& ec) {
 /// Attempts named one by one in a failed race's error detail; past it, only counted.
 constexpr std::size_t kMaxAttemptsInDetail = 8;
 
-bool family_allowed(const asio::ip::address& address, IpProtocol protocol) {
-  switch (protocol) {
-    case IpProtocol::kIp4:
-      return address.is_v4();
-    case IpProtocol::kIp6:
-      return address.is_v6();
-    case IpProtocol::kAny:
-      break;
-  }
-  return true;
-}
-
 std::string format_ms(Clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
@@ -192,7 +180,7 @@ class Session {
     error_code ec;
     asio::ip::address literal = asio::ip::make_address(target_.host, ec);
     if (!ec) {
-      if (!family_allowed(literal, target_.ip_protocol)) {
+      if (!ip_family_allowed(literal, target_.ip_protocol)) {
         set_phase(Phase::kResolve, began);
         fail(FailureReason::kResolveError, Phase::kResolve,
              target_.host + " is an " + (literal.is_v6() ? "IPv6" : "IPv4") +
@@ -220,7 +208,7 @@ class Session {
       }
       const IpProtocol protocol = target_.ip_protocol;
       std::erase_if(resolved.endpoints, [protocol](const tcp::endpoint& e) {
-        return !family_allowed(e.address(), protocol);
+        return !ip_family_allowed(e.address(), protocol);
       });
       if (resolved.endpoints.empty()) {
         fail(FailureReason::kResolveError, Phase::kResolve,

@@ -19,6 +19,11 @@ enum class TlsMode : std::uint8_t { kNone, kStartTls, kImplicit };
 /// (RFC 8305, "happy eyeballs"), IPv6 first; kIp4 and kIp6 drop the other family's addresses.
 enum class IpProtocol : std::uint8_t { kAny, kIp4, kIp6 };
 
+/// Whether `protocol` lets a probe use `address`.
+inline bool ip_family_allowed(const asio::ip::address& address, IpProtocol protocol) {
+  return protocol == IpProtocol::kAny || (protocol == IpProtocol::kIp4) == address.is_v4();
+}
+
 /// What to probe and how. Plain data; the caller keeps it alive while the probe runs.
 struct ProbeTarget {
   std::string host;  // a DNS name or an IP literal (IPv6 without brackets)

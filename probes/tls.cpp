@@ -19,13 +19,13 @@ int tls_version_number(const std::string& name) {
   throw std::runtime_error("min_version: unknown TLS version " + name);
 }
 
+// OpenSSL's reason in words ("no certificate or crl found"), without its numeric codes: what
+// a person fixing a config file can act on.
 std::string openssl_error() {
-  unsigned long code = ERR_get_error();
-  if (code == 0) return "unknown error";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
+  const unsigned long code = ERR_peek_last_error();
+  const char* reason = code == 0 ? nullptr : ERR_reason_error_string(code);
   ERR_clear_error();
-  return text;
+  return reason != nullptr ? reason : "unknown OpenSSL error";
 }
 
 std::string blackbox_version_name(const char* openssl_name) {

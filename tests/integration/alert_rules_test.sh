@@ -34,7 +34,7 @@ passed=$(grep -c '^  SUCCESS' "$WORKDIR/test.out") || true
 assert_eq "${#tests[@]}" "$passed" "promtool test files that pass"
 
 log "--- severities, annotations, for, and what the tests cover"
-node_modules=$("$REPO_ROOT/tests/support/npm_deps.sh") || fail "npm_deps.sh failed"
+node_modules=$(npm_modules yaml @prometheus-io/lezer-promql)
 NODE_PATH=$node_modules node "$REPO_ROOT/tests/support/monitoring/check_rules.js" "$rules" \
   >"$WORKDIR/coverage.out" 2>&1 || fail "check_rules.js:"$'\n'"$(cat "$WORKDIR/coverage.out")"
 log "ok: $(cat "$WORKDIR/coverage.out")"

@@ -7,9 +7,10 @@
 #      and a real Exim (plain; and STARTTLS with a self-signed certificate, which does not
 #      verify), a port where nothing listens, an MX domain from a real DNS server (dnsmasq)
 #      with one MX host up and one refusing, and an all_addresses target: every panel has data;
-#   3. every metric and label name that a panel, a variable, a rule or a promtool test series
-#      uses is in the exporter's real /metrics, and every `result` value is one the exporter
-#      writes (a renamed metric breaks this test, not the dashboards);
+#   3. every metric name that a panel, a variable, a rule or a promtool test series uses, and
+#      every label name of the first three, is in the exporter's real /metrics, and every
+#      `result` value is one the exporter writes (a renamed metric breaks this test, not the
+#      dashboards);
 #   4. a real Prometheus scrapes the exporter every second with the rules loaded: every panel
 #      query, variables substituted as Grafana does, returns data; every rule evaluates without
 #      error and every recording rule has data;
@@ -31,7 +32,7 @@ require_binary "$BINARY"
 dashboards=("$REPO_ROOT"/dashboards/*.json)
 rules=$REPO_ROOT/deploy/prometheus
 checks=$REPO_ROOT/tests/support/monitoring
-NODE_PATH=$("$REPO_ROOT/tests/support/npm_deps.sh") || fail "npm_deps.sh failed"
+NODE_PATH=$(npm_modules yaml @prometheus-io/lezer-promql typescript @grafana/schema)
 export NODE_PATH
 
 log "--- the dashboards against Grafana's schema types"

@@ -609,6 +609,21 @@ dns_query() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# npm packages
+
+# npm_modules PACKAGE...: prints the node_modules directory where `install_deps.sh test`
+# installs the packages of tests/support/npm; fails the test if a PACKAGE is not in it (not
+# installed, or installed from an older package-lock.json).
+npm_modules() {
+  local modules=$SMTP_TEST_CACHE/npm/node_modules package
+  for package in "$@"; do
+    [[ -d $modules/$package ]] ||
+      fail "npm package $package is not installed in $SMTP_TEST_CACHE/npm ($INSTALL_HINT)"
+  done
+  echo "$modules"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Prometheus
 
 # start_prometheus WORKDIR PORT SCRAPE_HOSTPORT [RULE_FILE...]: scrapes SCRAPE_HOSTPORT (job

@@ -110,7 +110,7 @@ rc=0
 timeout 10 "$BINARY" --config.file="$bad" --config.check >"$WORKDIR/check_bad.out" \
   2>"$WORKDIR/check_bad.err" || rc=$?
 err=$(cat "$WORKDIR/check_bad.err")
-assert_eq 1 "$rc" "exit status of --config.check on the bad config (stderr: $err)"
+assert_eq 2 "$rc" "exit status of --config.check on the bad config (stderr: $err)"
 assert_contains "$err" "$bad" "stderr of --config.check (the file)"
 assert_contains "$err" "bogus_key" "stderr of --config.check (the key)"
 [[ $err =~ (:7([^0-9]|$)|line[\ =:\"]*7([^0-9]|$)) ]] ||

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building, testing or running smtp_exporter needs on Debian 12.
 #
-#   tests/support/install_deps.sh [build] [test] [run]    (default: build test)
+#   tests/support/install_deps.sh [build] [test] [run] [container]    (default: build test)
 #
 #   build  compiler, CMake/Ninja, the libraries, clang-format, clang and libFuzzer (tests/fuzz)
 #   test   real MTAs and Prometheus for the integration tests: Postfix (installed), Exim and
 #          OpenSMTPD (their .debs unpacked into $SMTP_TEST_CACHE, because they conflict with
-#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, a DNS server
-#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it), and
-#          Node.js with the pinned npm packages that check the dashboards and alert rules
-#          (tests/support/npm_deps.sh, into $SMTP_TEST_CACHE)
+#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, and a DNS server
+#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it),
+#          systemd-analyze (systemd_test.sh), and node with the npm packages of
+#          tests/support/npm (kubernetes_test.sh, alert_rules_test.sh, dashboards_test.sh),
+#          installed into $SMTP_TEST_CACHE/npm
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
+#   container  what deploy/docker/test_image.sh needs: podman, runc, mmdebstrap (and Postfix)
 #
 # Idempotent and quick on a second run: apt is only touched when something is missing.
 set -euo pipefail
@@ -27,21 +29,23 @@ build_packages=(cmake ninja-build g++ prometheus-cpp-dev libyaml-cpp-dev libboos
 exim_libs=(libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libnsl2 libdb5.3 libcrypt1)
 opensmtpd_libs=(libevent-2.1-7 libssl3 libcrypt1 libdb5.3 libpam0g zlib1g)
 test_packages=(postfix prometheus monitoring-plugins-basic jq shellcheck curl ca-certificates openssl
-  procps iproute2 adduser gzip dnsmasq-base bind9-dnsutils "${exim_libs[@]}")
+  procps iproute2 adduser gzip dnsmasq-base bind9-dnsutils systemd "${exim_libs[@]}")
 run_packages=(postfix curl ca-certificates openssl procps iproute2)
+container_packages=(podman runc mmdebstrap util-linux curl ca-certificates openssl procps iproute2)
 
 log() { printf 'install_deps: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-want_build=0 want_test=0 want_run=0
+want_build=0 want_test=0 want_run=0 want_container=0
 (($# == 0)) && set -- build test
 for arg in "$@"; do
   case $arg in
     build) want_build=1 ;;
     test) want_test=1 ;;
     run) want_run=1 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) die "unknown argument '$arg' (expected build, test or run)" ;;
+    container) want_container=1 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) die "unknown argument '$arg' (expected build, test, run or container)" ;;
   esac
 done
 
@@ -149,6 +153,26 @@ install_opensmtpd() {
   mkdir -p /var/lib/opensmtpd/empty
 }
 
+# node and npm: Debian's, unless a node with its own npm is there already (NodeSource's nodejs
+# bundles npm and conflicts with Debian's npm package). The packages of tests/support/npm go
+# to $SMTP_TEST_CACHE/npm, exactly as package-lock.json pins them; again only when it changed.
+install_npm_packages() {
+  local dest=$SMTP_TEST_CACHE/npm src
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/npm
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  if [[ -d $dest/node_modules ]] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
+    return 0
+  fi
+  log "npm ci into $dest"
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  cp "$src/package.json" "$src/package-lock.json" "$dest/"
+  (cd "$dest" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    die "npm ci in $dest failed"
+}
+
 if ((want_build)); then
   apt_install "${build_packages[@]}"
 fi
@@ -156,19 +180,16 @@ if ((want_run)); then
   install_postfix
   apt_install "${run_packages[@]}"
 fi
-# Debian's nodejs and npm, unless a node with its npm is there already (another packaging of
-# Node.js would conflict with Debian's npm); then the npm packages, outside the repository.
-install_node_modules() {
-  command -v npm >/dev/null || apt_install nodejs npm
-  "$(dirname "${BASH_SOURCE[0]}")/npm_deps.sh" >/dev/null
-}
-
 if ((want_test)); then
   install_postfix
   apt_install --no-install-recommends prometheus
   apt_install "${test_packages[@]}"
   install_exim
   install_opensmtpd
-  install_node_modules
+  install_npm_packages
+fi
+if ((want_container)); then
+  install_postfix
+  apt_install "${container_packages[@]}"
 fi
 log "done"

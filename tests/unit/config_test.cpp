@@ -1,6 +1,7 @@
 #include "exporter/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -80,7 +81,7 @@ TEST(ConfigValid, BuiltInDefaultsApplyWithoutDefaultsSection) {
   const Config config = parse(R"(
 targets:
   - name: a
-    address: mx1.example.com
+    address: mx1.example.com:25
 )");
   ASSERT_EQ(config.targets.size(), 1u);
   const TargetConfig& t = config.targets[0];
@@ -172,26 +173,53 @@ TEST(ConfigValid, AddressForms) {
   const Config config = parse(R"(
 targets:
   - {name: name-port, address: "mx1.example.com:2525"}
-  - {name: bare-name, address: mx1.example.com}
   - {name: v4-port, address: "192.0.2.1:587"}
-  - {name: bare-v4, address: 192.0.2.1}
   - {name: v6-port, address: "[2001:db8::1]:465"}
-  - {name: bare-v6, address: "[::1]"}
   - {name: trailing-dot, address: "mx1.example.com.:25"}
   - {name: top-port, address: "mx1.example.com:65535"}
 )");
-  ASSERT_EQ(config.targets.size(), 8u);
+  ASSERT_EQ(config.targets.size(), 5u);
   const auto host_port = [&](std::size_t i) {
     return config.targets[i].host + " " + std::to_string(config.targets[i].port);
   };
   EXPECT_EQ(host_port(0), "mx1.example.com 2525");
-  EXPECT_EQ(host_port(1), "mx1.example.com 25");
-  EXPECT_EQ(host_port(2), "192.0.2.1 587");
-  EXPECT_EQ(host_port(3), "192.0.2.1 25");
-  EXPECT_EQ(host_port(4), "2001:db8::1 465");  // the brackets are address syntax, not the host
-  EXPECT_EQ(host_port(5), "::1 25");
-  EXPECT_EQ(host_port(6), "mx1.example.com. 25");
-  EXPECT_EQ(host_port(7), "mx1.example.com 65535");
+  EXPECT_EQ(host_port(1), "192.0.2.1 587");
+  EXPECT_EQ(host_port(2), "2001:db8::1 465");  // the brackets are address syntax, not the host
+  EXPECT_EQ(host_port(3), "mx1.example.com. 25");
+  EXPECT_EQ(host_port(4), "mx1.example.com 65535");
+}
+
+TEST(ConfigErrors, AddressWithoutPortNamesTheFix) {
+  // 25, 465 and 587 are all SMTP: guessing one would probe the wrong service without a word.
+  EXPECT_EQ(error_of("targets:\n  - {name: a, address: mx1.example.com}\n"),
+            "test.yml:2: targets[0].address: invalid address \"mx1.example.com\": missing port: "
+            "write \"mx1.example.com:25\" for SMTP (465 for implicit TLS, 587 for submission)");
+  EXPECT_EQ(error_of("targets:\n  - {name: a, address: 192.0.2.1}\n"),
+            "test.yml:2: targets[0].address: invalid address \"192.0.2.1\": missing port: write "
+            "\"192.0.2.1:25\" for SMTP (465 for implicit TLS, 587 for submission)");
+  EXPECT_EQ(error_of("targets:\n  - {name: a, address: \"[::1]\"}\n"),
+            "test.yml:2: targets[0].address: invalid address \"[::1]\": missing port: write "
+            "\"[::1]:25\" for SMTP (465 for implicit TLS, 587 for submission)");
+}
+
+TEST(ConfigValid, LookupSettingsInheritFromDefaults) {
+  const Config config = parse(R"(
+defaults:
+  mx_refresh: 1m
+  max_endpoints: 4
+targets:
+  - {name: domain, mx: example.com}
+  - {name: own, mx: example.org, max_endpoints: 8, mx_refresh: 2m}
+  - {name: plain, address: "mx1.example.com:25"}
+)");
+  ASSERT_EQ(config.targets.size(), 3u);
+  EXPECT_EQ(config.targets[0].mx_refresh, 1min);
+  EXPECT_EQ(config.targets[0].max_endpoints, 4u);
+  EXPECT_EQ(config.targets[1].mx_refresh, 2min);
+  EXPECT_EQ(config.targets[1].max_endpoints, 8u);
+  // From defaults, the keys are no error on a target that does no lookups.
+  EXPECT_FALSE(config.targets[2].looked_up());
+  EXPECT_TRUE(config.targets[0].looked_up());
 }
 
 TEST(ConfigValid, MxTargets) {
@@ -227,7 +255,7 @@ TEST(ConfigValid, LabelsAndExpectHostname) {
   const Config config = parse(R"yaml(
 targets:
   - name: "mx1 (Zürich)"
-    address: mx1.example.com
+    address: mx1.example.com:25
     expect_hostname: MX1.Example.COM.
     labels:
       team: mail
@@ -246,7 +274,8 @@ targets:
 
 TEST(ConfigValid, NameAtTheLengthLimit) {
   const std::string name(128, 'n');
-  const Config config = parse("targets:\n  - name: " + name + "\n    address: mx1.example.com\n");
+  const Config config =
+      parse("targets:\n  - name: " + name + "\n    address: mx1.example.com:25\n");
   ASSERT_EQ(config.targets.size(), 1u);
   EXPECT_EQ(config.targets[0].name, name);
 }
@@ -254,7 +283,7 @@ TEST(ConfigValid, NameAtTheLengthLimit) {
 TEST(ConfigValid, TimeoutJustBelowInterval) {
   const Config config = parse(R"(
 targets:
-  - {name: a, address: mx1.example.com, interval: 1s, timeout: 999ms}
+  - {name: a, address: "mx1.example.com:25", interval: 1s, timeout: 999ms}
 )");
   ASSERT_EQ(config.targets.size(), 1u);
   EXPECT_EQ(config.targets[0].timeout, 999ms);
@@ -266,8 +295,8 @@ defaults:
   ip_protocol: ip6
   all_addresses: true
 targets:
-  - {name: inherits, address: mx1.example.com}
-  - {name: v4, address: mx1.example.com, ip_protocol: ip4, all_addresses: false}
+  - {name: inherits, address: "mx1.example.com:25"}
+  - {name: v4, address: "mx1.example.com:25", ip_protocol: ip4, all_addresses: false}
   - {name: any, mx: example.com, ip_protocol: any}
   - {name: v6-literal, address: "[2001:db8::25]:25"}
   - {name: v4-literal, address: "192.0.2.25:25", ip_protocol: ip4}
@@ -319,19 +348,34 @@ TEST(ConfigErrors, UnreadableFile) {
     load_config_file(kDataDir, kHelo);
     FAIL() << "loaded a directory";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), kDataDir + ": cannot read: Is a directory");
+    EXPECT_EQ(std::string(e.what()), kDataDir + ": cannot read: not a regular file");
   }
+}
+
+TEST(ConfigErrors, FifoIsRefusedWithoutBlocking) {
+  // Opening a FIFO for reading blocks until a writer comes: a reload once froze on one.
+  const std::string fifo = ::testing::TempDir() + "/config_test_fifo.yml";
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    load_config_file(fifo, kHelo);
+    ADD_FAILURE() << "loaded a FIFO";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), fifo + ": cannot read: not a regular file");
+  }
+  std::filesystem::remove(fifo);
 }
 
 TEST(ConfigErrors, AddressFamilyContradictions) {
   // Set on the target: the message points at ip_protocol.
-  EXPECT_EQ(error_of("targets:\n  - {name: a, address: \"192.0.2.1\", ip_protocol: ip6}\n"),
-            "test.yml:2: targets[0].ip_protocol: is ip6, but address \"192.0.2.1\" is an IPv4 "
+  EXPECT_EQ(error_of("targets:\n  - {name: a, address: \"192.0.2.1:25\", ip_protocol: ip6}\n"),
+            "test.yml:2: targets[0].ip_protocol: is ip6, but address \"192.0.2.1:25\" is an IPv4 "
             "address");
   // Inherited: at the address, which is what this target wrote.
-  EXPECT_EQ(error_of("defaults: {ip_protocol: ip4}\ntargets:\n  - {name: a, address: \"[::1]\"}\n"),
-            "test.yml:3: targets[0].address: \"[::1]\" is an IPv6 address, but ip_protocol is ip4 "
-            "(from defaults)");
+  EXPECT_EQ(
+      error_of("defaults: {ip_protocol: ip4}\ntargets:\n  - {name: a, address: \"[::1]:25\"}\n"),
+      "test.yml:3: targets[0].address: \"[::1]:25\" is an IPv6 address, but ip_protocol is ip4 "
+      "(from defaults)");
 }
 
 TEST(ConfigErrors, SourceNameIsUsedInMessages) {
@@ -341,8 +385,8 @@ TEST(ConfigErrors, SourceNameIsUsedInMessages) {
 
 TEST(ConfigErrors, TargetIndexIsZeroBased) {
   EXPECT_EQ(error_of(R"(targets:
-  - {name: a, address: mx1.example.com}
-  - {name: b, address: mx1.example.com, tls: bogus}
+  - {name: a, address: "mx1.example.com:25"}
+  - {name: b, address: "mx1.example.com:25", tls: bogus}
 )"),
             "test.yml:3: targets[1].tls: must be one of none, starttls, implicit, not \"bogus\"");
 }
@@ -415,9 +459,13 @@ TEST_P(InvalidConfig, FailsWithTheExpectedMessage) {
     FAIL() << GetParam() << ".yml loaded without error";
   } catch (const ConfigError& e) {
     std::string message = e.what();
-    // The expected text names the file without the checkout's directory.
+    // The expected text names the file without the checkout's directory, and other files in
+    // it (a missing ca_file, with its path resolved) as DIR/name.
     ASSERT_EQ(message.rfind(dir, 0), 0u) << message;
     message.erase(0, dir.size());
+    for (auto at = message.find(dir); at != std::string::npos; at = message.find(dir, at)) {
+      message.replace(at, dir.size(), "DIR/");
+    }
     EXPECT_EQ(message, expected);
   }
 }

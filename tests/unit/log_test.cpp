@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "tests/support/capture_stderr.h"
+
 namespace smtp::log {
 namespace {
 
@@ -22,6 +24,26 @@ const std::chrono::system_clock::time_point kTs =
 TEST(FormatLine, LogfmtPlain) {
   EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, kTs, "started", {{"port", "9101"}}),
             "ts=2026-11-29T06:20:00.123Z level=info msg=started port=9101");
+}
+
+TEST(FormatLine, NumbersAreNumbersInJson) {
+  const std::size_t targets = 10000;
+  EXPECT_EQ(format_line(Level::kInfo, Format::kJson, kTs, "loaded",
+                        {{"targets", targets}, {"seconds", 0.25}, {"signal", -1}, {"name", "7"}}),
+            R"({"ts":"2026-11-29T06:20:00.123Z","level":"info","msg":"loaded","targets":10000,)"
+            R"("seconds":0.25,"signal":-1,"name":"7"})");
+  EXPECT_EQ(format_line(Level::kInfo, Format::kLogfmt, kTs, "loaded",
+                        {{"targets", targets}, {"seconds", 0.25}}),
+            "ts=2026-11-29T06:20:00.123Z level=info msg=loaded targets=10000 seconds=0.25");
+}
+
+TEST(FormatLine, EmptyOptionalFieldsAreLeftOut) {
+  EXPECT_EQ(format_line(Level::kWarn, Format::kLogfmt, kTs, "m",
+                        {{"target", "a"}, Field::unless_empty("mx", ""), {"err", ""}}),
+            R"(ts=2026-11-29T06:20:00.123Z level=warn msg=m target=a err="")");
+  EXPECT_EQ(format_line(Level::kWarn, Format::kLogfmt, kTs, "m",
+                        {Field::unless_empty("mx", "mx1.example.com")}),
+            "ts=2026-11-29T06:20:00.123Z level=warn msg=m mx=mx1.example.com");
 }
 
 TEST(FormatLine, LevelNames) {
@@ -148,26 +170,7 @@ TEST(Enabled, FollowsTheConfiguredLevel) {
   configure(Level::kInfo, Format::kLogfmt);
 }
 
-// Runs `body` with stderr sent to a temporary file and returns what was written.
-template <typename Body>
-std::string capture_stderr(Body body) {
-  char path[] = "/tmp/log_test_XXXXXX";
-  const int fd = ::mkstemp(path);
-  EXPECT_GE(fd, 0);
-  ::unlink(path);
-  std::fflush(stderr);
-  const int saved = ::dup(STDERR_FILENO);
-  ::dup2(fd, STDERR_FILENO);
-  body();
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  std::string out;
-  char buffer[4096];
-  ::lseek(fd, 0, SEEK_SET);
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) out.append(buffer, n);
-  ::close(fd);
-  return out;
-}
+using smtp::testing::capture_stderr;
 
 TEST(Write, WritesOneLineInTheConfiguredFormatAndFiltersByLevel) {
   const std::string out = capture_stderr([] {

@@ -149,5 +149,42 @@ TEST(ScheduleTest, ZeroConcurrencyStillRunsOneAtATime) {
   EXPECT_EQ(schedule.max_concurrency(), 1u);
 }
 
+TEST(ScheduleTest, ReplanOfAnIdleJobMovesItsNextRun) {
+  Schedule schedule(10);
+  auto job = schedule.add_at(5min, kT0 + 4min);
+  schedule.replan(job, 1min, kT0);
+  auto due = schedule.take_due(kT0);
+  ASSERT_EQ(due.size(), 1u);  // now, not in 4 minutes
+  EXPECT_EQ(due[0].job, job);
+  schedule.finished(job, kT0 + 1s);
+  ASSERT_TRUE(schedule.next_wakeup().has_value());
+  EXPECT_EQ(*schedule.next_wakeup(), kT0 + 1min);                // the new interval
+  EXPECT_TRUE(schedule.take_due(kT0 + 4min - 1s).size() == 1u);  // the old plan is gone
+  EXPECT_TRUE(schedule.take_due(kT0 + 4min).empty());
+}
+
+TEST(ScheduleTest, ReplanOfARunningJobWaitsForItsEnd) {
+  // A reload while a DNS refresh runs: the refresh is wanted again at once, but a job never runs
+  // twice at the same time.
+  Schedule schedule(10);
+  auto job = schedule.add_at(5min, kT0);
+  ASSERT_EQ(schedule.take_due(kT0).size(), 1u);
+  schedule.replan(job, 5min, kT0 + 1s);
+  EXPECT_TRUE(schedule.take_due(kT0 + 2s).empty());  // still running: not started again
+  schedule.finished(job, kT0 + 3s);
+  auto due = schedule.take_due(kT0 + 3s);
+  ASSERT_EQ(due.size(), 1u);  // at once after its end, not 5 minutes later
+  EXPECT_EQ(due[0].planned, kT0 + 3s);
+}
+
+TEST(ScheduleTest, ReplanOfARemovedJobIsIgnored) {
+  Schedule schedule(10);
+  auto job = schedule.add_at(1min, kT0);
+  schedule.remove(job);
+  schedule.replan(job, 1min, kT0);
+  EXPECT_TRUE(schedule.take_due(kT0 + 1h).empty());
+  EXPECT_EQ(schedule.jobs(), 0u);
+}
+
 }  // namespace
 }  // namespace smtp
