@@ -609,20 +609,39 @@ dns_query() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# npm packages
+
+# npm_modules PACKAGE...: prints the node_modules directory where `install_deps.sh test`
+# installs the packages of tests/support/npm; fails the test if a PACKAGE is not in it (not
+# installed, or installed from an older package-lock.json).
+npm_modules() {
+  local modules=$SMTP_TEST_CACHE/npm/node_modules package
+  for package in "$@"; do
+    [[ -d $modules/$package ]] ||
+      fail "npm package $package is not installed in $SMTP_TEST_CACHE/npm ($INSTALL_HINT)"
+  done
+  echo "$modules"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Prometheus
 
-# start_prometheus WORKDIR PORT SCRAPE_HOSTPORT: scrapes SCRAPE_HOSTPORT (job smtp_exporter)
-# every second; its TSDB in WORKDIR/prometheus/data.
+# start_prometheus WORKDIR PORT SCRAPE_HOSTPORT [RULE_FILE...]: scrapes SCRAPE_HOSTPORT (job
+# smtp_exporter) every second and evaluates the RULE_FILEs every second; its TSDB in
+# WORKDIR/prometheus/data.
 start_prometheus() {
   local work=$1 port=$2 scrape=$3
-  local dir=$work/prometheus
+  shift 3
+  local dir=$work/prometheus rule_files=''
   command -v prometheus >/dev/null || fail "prometheus is not installed ($INSTALL_HINT)"
   mkdir -p "$dir/data"
+  (($#)) && rule_files=$'rule_files:\n'$(printf '  - %s\n' "$@")
   cat >"$dir/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+$rule_files
 scrape_configs:
   - job_name: smtp_exporter
     static_configs:

@@ -9,7 +9,8 @@
 #          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, and a DNS server
 #          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it),
 #          systemd-analyze (systemd_test.sh), and node with the npm packages of
-#          tests/support/npm (kubernetes_test.sh), installed into $SMTP_TEST_CACHE/npm
+#          tests/support/npm (kubernetes_test.sh, alert_rules_test.sh, dashboards_test.sh),
+#          installed into $SMTP_TEST_CACHE/npm
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
 #   container  what deploy/docker/test_image.sh needs: podman, runc, mmdebstrap (and Postfix)
 #
@@ -43,7 +44,7 @@ for arg in "$@"; do
     test) want_test=1 ;;
     run) want_run=1 ;;
     container) want_container=1 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (expected build, test, run or container)" ;;
   esac
 done
