@@ -530,7 +530,7 @@ class Parser {
       try {
         context = make_tls_context(settings);
       } catch (const std::runtime_error& e) {
-        fail(where, e.what());
+        fail(where, escape_controls(e.what()));
       }
     }
     return context;
