@@ -16,8 +16,8 @@
 
 #include "exporter/config_values.h"
 #include "exporter/duration.h"
+#include "probes/address.h"
 #include "probes/banner.h"
-#include "probes/resolve.h"
 #include "probes/text.h"
 
 namespace smtp {
@@ -247,13 +247,16 @@ class Parser {
     std::error_code ec;
     const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
     const std::string shown = ec ? path.string() : absolute.lexically_normal().string();
-    // Opened without blocking: a FIFO must not freeze the config load.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) fail(entry.where, "cannot read " + quote(shown) + ": " + std::strerror(errno));
+    const auto cannot_read = [&](const std::string& why) {
+      fail(entry.where, "cannot read " + quote(shown) + ": " + why);
+    };
+    // Looked at before it is opened: opening a FIFO blocks, and opening some devices acts.
     struct stat st {};
-    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (::stat(path.c_str(), &st) != 0) cannot_read(std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) cannot_read("not a regular file");
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) cannot_read(std::strerror(errno));
     ::close(fd);
-    if (!regular) fail(entry.where, "cannot read " + quote(shown) + ": not a regular file");
     return path.string();
   }
 

@@ -15,21 +15,6 @@
 
 namespace smtp {
 
-std::string format_host_port(std::string_view host, std::uint16_t port) {
-  const bool v6 = host.find(':') != std::string_view::npos;
-  std::string out;
-  out.reserve(host.size() + 8);
-  if (v6) out += '[';
-  out += host;
-  if (v6) out += ']';
-  out += ':';
-  out += std::to_string(port);
-  return out;
-}
-
-std::string format_endpoint(const tcp::endpoint& endpoint) {
-  return format_host_port(endpoint.address().to_string(), endpoint.port());
-}
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -8,14 +8,10 @@
 #include <system_error>
 #include <vector>
 
+#include "probes/address.h"
 #include "probes/asio.h"
 
 namespace smtp {
-
-/// "ip:port", or "[v6]:port" for IPv6: how an endpoint is written in logs and on the terminal.
-std::string format_endpoint(const tcp::endpoint& endpoint);
-/// The same for a host (name or IP literal, IPv6 without brackets) and a port.
-std::string format_host_port(std::string_view host, std::uint16_t port);
 
 /// c-ares statuses worth telling apart. The values are c-ares' own (ARES_ENODATA ...); any other
 /// c-ares status still makes an error_code of dns_category(), with c-ares' text.
