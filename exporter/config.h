@@ -1,5 +1,6 @@
 #pragma once
-/// The YAML config (CONTRACT.md) parsed once into plain structs, with defaults applied.
+/// The YAML config (README.md, Configuration) parsed once into plain structs, with defaults
+/// applied.
 #include <chrono>
 #include <cstdint>
 #include <map>

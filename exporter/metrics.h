@@ -4,7 +4,7 @@
 /// Two stores, for two loads:
 /// - per-target series (~29 per target, 10,000 targets) live in plain structs updated on the probe
 ///   thread and rendered to the text format by a serializer of our own: prometheus-cpp's
-///   Collect() + TextSerializer need ~0.55 s for 290k series (DESIGN.md), over the 250 ms goal;
+///   Collect() + TextSerializer took 0.29-0.34 s for 10,000 targets, ours 31-47 ms (tests/bench);
 /// - the exporter's own metrics (a few dozen series) live in a prometheus-cpp Registry.
 #include <array>
 #include <bitset>

@@ -1,5 +1,5 @@
 // parse_banner on greetings made from arbitrary bytes: the hostname and software it returns are
-// always safe label values (CONTRACT.md: "No label value is ever taken raw from the server").
+// always safe label values (README.md: "No label value is taken raw from a server").
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mta_test.sh BINARY: the exporter probing a real Postfix and a real Exim on loopback.
-# Checks the per-target metrics of CONTRACT.md against what the two servers really say, the
+# Checks the per-target metrics (README.md, Metrics) against what the two servers really say, the
 # exposition (promtool), that Exim's changing banner keeps one smtp_banner_info series, and gzip.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
