@@ -33,12 +33,13 @@ std::optional<NagiosRange> range_option(std::string_view flag, const std::string
   return range;
 }
 
-int parse_days(std::string_view text) {
+/// One of -D's numbers, `text`, from the option's value `option`.
+int parse_days(std::string_view text, std::string_view option) {
   int days = -1;
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, days);
   if (text.empty() || ec != std::errc() || ptr != end || days < 0) {
-    throw UsageError("-D " + std::string(text) +
+    throw UsageError("-D " + std::string(option) +
                      ": expected whole days, as warn or warn,crit (e.g. 30,14)");
   }
   return days;
@@ -53,8 +54,10 @@ CheckThresholds thresholds_from(const CheckFaceOptions& options) {
   if (!options.certificate_days.empty()) {
     const std::string_view days = options.certificate_days;
     const std::size_t comma = days.find(',');
-    t.cert_warning_days = parse_days(days.substr(0, comma));
-    if (comma != std::string_view::npos) t.cert_critical_days = parse_days(days.substr(comma + 1));
+    t.cert_warning_days = parse_days(days.substr(0, comma), days);
+    if (comma != std::string_view::npos) {
+      t.cert_critical_days = parse_days(days.substr(comma + 1), days);
+    }
   }
   t.expect = options.expect;
   t.ignore_quit = options.ignore_quit;
