@@ -6,8 +6,9 @@
 #   build  compiler, CMake/Ninja, the libraries, clang-format, clang and libFuzzer (tests/fuzz)
 #   test   real MTAs and Prometheus for the integration tests: Postfix (installed), Exim and
 #          OpenSMTPD (their .debs unpacked into $SMTP_TEST_CACHE, because they conflict with
-#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, and a DNS server
-#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it)
+#          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, a DNS server
+#          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it), and
+#          Nagios 4 and Icinga 2 to run and validate the Nagios plugin face
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
 #
 # Idempotent and quick on a second run: apt is only touched when something is missing.
@@ -38,7 +39,7 @@ for arg in "$@"; do
     build) want_build=1 ;;
     test) want_test=1 ;;
     run) want_run=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (expected build, test or run)" ;;
   esac
 done
@@ -156,7 +157,7 @@ if ((want_run)); then
 fi
 if ((want_test)); then
   install_postfix
-  apt_install --no-install-recommends prometheus
+  apt_install --no-install-recommends prometheus nagios4-core icinga2-bin
   apt_install "${test_packages[@]}"
   install_exim
   install_opensmtpd
