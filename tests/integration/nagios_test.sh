@@ -2,7 +2,7 @@
 # nagios_test.sh BINARY: a real Nagios 4 runs `smtp_exporter check` through the command
 # definition of deploy/nagios/smtp_exporter.cfg, against real Postfix (OK; and STARTTLS with a
 # certificate that expires in 10 days: -D 30,7 WARNING, -D 30,14 CRITICAL, as check_smtp
-# judges: 9 whole days left is at most 14), a closed port (CRITICAL), a fake server that answers
+# judges: 9 whole days left is at most 14; the same over implicit TLS), a closed port (CRITICAL), a fake server that answers
 # 500 to QUIT (WARNING) and one that greets after 1.5 s (-W 0.5: WARNING).
 # What Nagios recorded is read from its own status.dat: current_state, plugin_output,
 # long_plugin_output, performance_data. Then `icinga2 daemon -C` validates the Icinga 2
@@ -26,8 +26,10 @@ BINARY=$(realpath "$BINARY")
 ca=$WORKDIR/ca
 make_test_ca "$ca" 10
 postfix_port=$(pick_port)
+smtps_port=$(pick_port)
 closed_port=$(pick_port)
-start_postfix "$WORKDIR" "$postfix_port" --cert "$ca/server.pem" --key "$ca/server.key"
+start_postfix "$WORKDIR" "$postfix_port" --cert "$ca/server.pem" --key "$ca/server.key" \
+  --smtps-port "$smtps_port"
 start_fake_smtp quit500 <<'EOF'
 send 220 fake.test.local ESMTP\r\n
 expect EHLO
@@ -134,6 +136,7 @@ EOF
   service slow_greeting "-p $slow_port -W 0.5 -C 5"
   service cert_30_7 "-p $postfix_port -S -D 30,7 --ca-file $ca/ca.pem"
   service cert_30_14 "-p $postfix_port -S -D 30,14 --ca-file $ca/ca.pem"
+  service implicit_30_7 "-p $smtps_port -s -D 30,7 --ca-file $ca/ca.pem"
 } >"$dir/objects.cfg"
 
 nagios4 -v "$dir/nagios.cfg" >"$dir/verify.out" 2>&1 ||
@@ -155,7 +158,7 @@ status_field() {
       if (key == field) { value = substr(line, eq + 1); found = 1 }
     }' "$dir/status.dat"
 }
-services=(postfix closed quit500 slow_greeting cert_30_7 cert_30_14)
+services=(postfix closed quit500 slow_greeting cert_30_7 cert_30_14 implicit_30_7)
 all_checked() {
   [[ -s $dir/status.dat ]] || return 1
   local s
@@ -189,6 +192,7 @@ expect_service cert_30_7 1 "SMTP WARNING - the certificate expires in 9 days, "
 assert_contains "$(status_field cert_30_7 plugin_output)" "(warning at 30 or less)" \
   "cert_30_7: plugin_output"
 expect_service cert_30_14 2 "SMTP CRITICAL - the certificate expires in 9 days, "
+expect_service implicit_30_7 1 "SMTP WARNING - the certificate expires in 9 days, "
 assert_contains "$(status_field cert_30_14 plugin_output)" "(critical at 14 or less)" \
   "cert_30_14: plugin_output"
 
@@ -204,6 +208,10 @@ perf=$(status_field cert_30_7 performance_data)
 assert_contains "$perf" "cert_days=9;@~:30;@~:7" "cert_30_7: performance_data"
 [[ $perf =~ (^| )tls_handshake=[0-9]+\.[0-9]{6}s ]] ||
   fail "cert_30_7: no tls_handshake in performance_data '$perf'"
+perf=$(status_field implicit_30_7 performance_data)
+assert_contains "$perf" "cert_days=9;@~:30;@~:7" "implicit_30_7: performance_data"
+[[ $perf =~ (^| )tls_handshake=[0-9]+\.[0-9]{6}s ]] ||
+  fail "implicit_30_7: no tls_handshake in performance_data '$perf'"
 [[ -z $(status_field closed long_plugin_output) ]] ||
   fail "closed: long_plugin_output without -v: '$(status_field closed long_plugin_output)'"
 # status.dat keeps the long output's line breaks as the two characters \n.
@@ -213,7 +221,7 @@ assert_contains "$long" 'S: 220 mx.test.local ESMTP Postfix (Debian/GNU)\n' \
 assert_contains "$long" 'C: EHLO monitor.test.local\n' "postfix: long_plugin_output (-v)"
 assert_contains "$long" 'S: 221 2.0.0 Bye' "postfix: long_plugin_output (-v)"
 alerts=$(grep -c 'SERVICE ALERT: mx;' "$dir/nagios.log" || true)
-((alerts >= 5)) || fail "nagios.log has $alerts SERVICE ALERT lines, expected one per non-OK service"
+((alerts >= 6)) || fail "nagios.log has $alerts SERVICE ALERT lines, expected one per non-OK service"
 log "nagios.log: $alerts SERVICE ALERT lines, e.g. $(grep -m1 'SERVICE ALERT: mx;quit500' \
   "$dir/nagios.log")"
 
