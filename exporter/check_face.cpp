@@ -16,6 +16,12 @@
 namespace smtp {
 namespace {
 
+/// -p's value when it is not given.
+constexpr int kDefaultPort = -1;
+/// A check that waits longer is no longer a check (Nagios gives up after 60 s by default), and
+/// the bound keeps the conversion to nanoseconds defined.
+constexpr double kMaxTimeoutSeconds = 3600;
+
 /// A bad argument: what to print, and exit code 3.
 class UsageError : public std::runtime_error {
  public:
@@ -87,13 +93,15 @@ ProbeTarget target_from(const CheckFaceOptions& options) {
   target.tls = options.implicit_tls ? TlsMode::kImplicit
                : starttls           ? TlsMode::kStartTls
                                     : TlsMode::kNone;
-  if (options.port < 0 || options.port > 65535) {
+  if (options.port != kDefaultPort && (options.port < 1 || options.port > 65535)) {
     throw UsageError("-p " + std::to_string(options.port) + ": not a port (1-65535)");
   }
-  target.port = static_cast<std::uint16_t>(
-      options.port != 0 ? options.port : (target.tls == TlsMode::kImplicit ? 465 : 25));
-  if (!std::isfinite(options.timeout) || options.timeout <= 0) {
-    throw UsageError("-t: the timeout must be a positive number of seconds");
+  target.port = static_cast<std::uint16_t>(options.port != kDefaultPort       ? options.port
+                                           : target.tls == TlsMode::kImplicit ? 465
+                                                                              : 25);
+  if (!(options.timeout > 0 && options.timeout <= kMaxTimeoutSeconds)) {  // NaN fails too
+    throw UsageError("-t: the timeout must be a number of seconds above 0, at most " +
+                     std::to_string(static_cast<int>(kMaxTimeoutSeconds)));
   }
   target.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(options.timeout));
@@ -108,6 +116,12 @@ ProbeTarget target_from(const CheckFaceOptions& options) {
       target.tls_context = make_tls_context(settings);
     } catch (const std::runtime_error& e) {
       throw UsageError(e.what());
+    }
+    if (!options.server_name.empty() && !is_valid_domain(options.server_name)) {
+      asio::ip::make_address(options.server_name, ec);
+      if (ec)
+        throw UsageError("--server-name " + options.server_name +
+                         ": not a host name or IP address");
     }
     target.tls_server_name = options.server_name;
     target.tls_insecure_skip_verify = options.insecure_skip_verify;

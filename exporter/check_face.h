@@ -15,7 +15,7 @@ namespace smtp {
 /// The arguments as given; run_check_face validates them.
 struct CheckFaceOptions {
   std::string host;  // -H
-  int port = 0;      // -p; 0: 25, or 465 with -s
+  int port = -1;     // -p; not given: 25, or 465 with -s
   bool ipv4 = false;
   bool ipv6 = false;
   std::string expect;  // -e

@@ -30,9 +30,14 @@ expect_exit 3 "SMTP UNKNOWN - -S (STARTTLS) and -s (implicit TLS) exclude each o
 expect_exit 3 "SMTP UNKNOWN - -H mx..example: not a host name or IP address" check -H mx..example
 expect_exit 3 "SMTP UNKNOWN - -F a b: not a domain name or address literal" \
   check -H 127.0.0.1 -F "a b"
-expect_exit 3 "SMTP UNKNOWN - -t: the timeout must be a positive number of seconds" \
-  check -H 127.0.0.1 -t 0
+for t in 0 -1 1e300 nan; do
+  expect_exit 3 "SMTP UNKNOWN - -t: the timeout must be a number of seconds above 0, at most 3600" \
+    check -H 127.0.0.1 -t "$t"
+done
 expect_exit 3 "SMTP UNKNOWN - -p 70000: not a port" check -H 127.0.0.1 -p 70000
+expect_exit 3 "SMTP UNKNOWN - -p 0: not a port" check -H 127.0.0.1 -p 0
+expect_exit 3 "SMTP UNKNOWN - --server-name a/b: not a host name" \
+  check -H 127.0.0.1 -S --server-name a/b
 expect_exit 3 "SMTP UNKNOWN - check_smtp's -f,--from is not supported" \
   check -H 127.0.0.1 -f postmaster@example.org
 expect_exit 3 "SMTP UNKNOWN - check_smtp's --command is not supported: -C is the greeting's" \
