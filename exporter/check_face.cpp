@@ -137,6 +137,10 @@ int print(const CheckReport& report) {
 }  // namespace
 
 void add_check_face_options(CLI::App& command, CheckFaceOptions& options) {
+  // The plugin guidelines ask every plugin for --version; check_smtp spells it -V.
+  command.set_version_flag("-V,--version", std::string("smtp_exporter check, version ") +
+                                               SMTP_EXPORTER_VERSION +
+                                               " (revision: " + SMTP_EXPORTER_REVISION + ")");
   command.add_option("-H,--hostname", options.host, "Host name or IP address")->required();
   command.add_option("-p,--port", options.port, "Port (default: 25, or 465 with -s)");
   command.add_flag("-4,--use-ipv4", options.ipv4, "Use IPv4 only");
@@ -211,6 +215,10 @@ int run_check_face(const CheckFaceOptions& options) {
 }
 
 int check_face_parse_error(const CLI::App& command, const CLI::ParseError& error) {
+  if (dynamic_cast<const CLI::CallForVersion*>(&error) != nullptr) {
+    std::cout << error.what() << "\n";
+    return 0;
+  }
   if (error.get_exit_code() == 0) {  // --help
     std::cout << command.help();
     return 0;

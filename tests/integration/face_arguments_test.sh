@@ -50,6 +50,7 @@ out=$("$BINARY" check -H 127.0.0.1 -w abc 2>"$WORKDIR/stderr") || true
 assert_eq 1 "$(wc -l <<<"$out")" "lines on stdout of a usage error"
 assert_eq "" "$(cat "$WORKDIR/stderr")" "stderr of a usage error"
 expect_exit 0 "-H,--hostname" check --help
+expect_exit 0 "smtp_exporter check, version " check -V
 
 expect_exit 2 "" probe
 expect_exit 2 "" probe 127.0.0.1:25 --tls=sometimes
