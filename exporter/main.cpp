@@ -1,4 +1,4 @@
-// smtp_exporter: flags, and which face to show (serve, probe).
+// smtp_exporter: flags, and which face to show (serve, probe, check).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "exporter/check_face.h"
 #include "exporter/config.h"
 #include "exporter/daemon.h"
 #include "exporter/duration.h"
@@ -73,9 +74,15 @@ int main(int argc, char** argv) {
       "probe", "Probe one server now and print every phase, the dialogue and the verdict.");
   smtp::add_probe_face_options(*probe_face, probe);
 
+  smtp::CheckFaceOptions check;
+  CLI::App* check_face = app.add_subcommand(
+      "check", "A Nagios/Icinga plugin with check_smtp's options: one probe, one status line.");
+  smtp::add_check_face_options(*check_face, check);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (check_face->parsed()) return smtp::check_face_parse_error(*check_face, e);
     const int code = app.exit(e);
     return code == 0 ? 0 : smtp::kExitBadArguments;
   }
@@ -93,6 +100,7 @@ int main(int argc, char** argv) {
   smtp::log::configure(level, format);
 
   if (probe_face->parsed()) return smtp::run_probe_face(probe);
+  if (check_face->parsed()) return smtp::run_check_face(check);
 
   if (!config_file.empty()) serve.config_file = config_file;
   const std::optional<std::chrono::milliseconds> interval = smtp::parse_duration(auto_reload);

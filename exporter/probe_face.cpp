@@ -1,7 +1,6 @@
 #include "exporter/probe_face.h"
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -9,115 +8,36 @@
 
 #include "exporter/config.h"
 #include "exporter/duration.h"
+#include "exporter/probe_report.h"
+#include "probes/banner.h"
 #include "probes/smtp_probe.h"
 #include "probes/tls.h"
 
 namespace smtp {
-namespace {
 
-double milliseconds(std::chrono::nanoseconds d) {
-  return std::chrono::duration<double, std::milli>(d).count();
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string_view direction_marker(TranscriptLine::Direction direction) {
-  switch (direction) {
-    case TranscriptLine::Direction::kSent:
-      return "C:";
-    case TranscriptLine::Direction::kReceived:
-      return "S:";
-    case TranscriptLine::Direction::kNote:
-      return "--";
-  }
-  return "??";
+bool is_helo_name(std::string_view name) {
+  if (is_valid_domain(name)) return true;
+  if (name.size() < 3 || name.front() != '[' || name.back() != ']') return false;
+  std::string_view inner = name.substr(1, name.size() - 2);
+  const bool v6 = inner.substr(0, 5) == "IPv6:";
+  if (v6) inner.remove_prefix(5);
+  boost::system::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(std::string(inner), ec);
+  return !ec && address.is_v6() == v6;
 }
 
-void print_text(const ProbeTarget& target, const ProbeResult& result) {
-  std::printf("probe %s port %u\n", target.host.c_str(), static_cast<unsigned>(target.port));
-  if (!result.peer.empty()) std::printf("peer  %s\n", result.peer.c_str());
-  std::printf("\ndialogue:\n");
-  for (const TranscriptLine& line : result.transcript) {
-    std::printf("  %9.3f ms  %s %s\n", milliseconds(line.at),
-                direction_marker(line.direction).data(), line.text.c_str());
-  }
-  if (result.transcript_truncated) std::printf("  ... (transcript truncated)\n");
-  std::printf("\nphases:\n");
-  for (std::size_t i = 0; i < kPhaseCount; ++i) {
-    if (result.phase_durations[i]) {
-      std::printf("  %-14s %9.3f ms\n", phase_name(static_cast<Phase>(i)).data(),
-                  milliseconds(*result.phase_durations[i]));
-    }
-  }
-  std::printf("  %-14s %9.3f ms\n", "total", milliseconds(result.total));
-  if (result.greeting_latency) {
-    std::printf("\ngreeting latency %.3f ms\n", milliseconds(*result.greeting_latency));
-  }
-  if (result.banner) {
-    std::printf("banner hostname  %s\nsoftware         %s\n", result.banner->hostname.c_str(),
-                result.banner->software.c_str());
-  }
-  std::printf("greeting code    %d\nquit code        %d\n", result.greeting_code, result.quit_code);
-  if (result.starttls_advertised) {
-    std::printf("STARTTLS offered %s\n", *result.starttls_advertised ? "yes" : "no");
-  }
-  if (result.tls) {
-    std::printf(
-        "TLS              %s %s\ncertificate      %s, expires %.0f (Unix time)\n",
-        result.tls->version.c_str(), result.tls->cipher.c_str(),
-        result.tls->verified ? "verified" : ("not verified: " + result.tls->verify_error).c_str(),
-        result.tls->earliest_not_after);
-  }
-  if (result.success()) {
-    std::printf("\nverdict: success\n");
-  } else {
-    std::printf("\nverdict: %s%s%s\n", reason_name(result.failure).data(),
-                result.error_detail.empty() ? "" : " - ", result.error_detail.c_str());
-  }
+ProbeResult probe_once(const ProbeTarget& target) {
+  asio::io_context io(1);
+  ProbeResult result;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { result = co_await run_probe(target); }, asio::detached);
+  io.run();
+  return result;
 }
-
-void print_json(const ProbeTarget& target, const ProbeResult& result) {
-  nlohmann::json out;
-  out["target"] = {{"host", target.host}, {"port", target.port}};
-  out["peer"] = result.peer;
-  out["success"] = result.success();
-  out["result"] = reason_name(result.failure);
-  if (result.failed_phase) out["failed_phase"] = phase_name(*result.failed_phase);
-  if (!result.error_detail.empty()) out["error"] = result.error_detail;
-  nlohmann::json phases = nlohmann::json::object();
-  for (std::size_t i = 0; i < kPhaseCount; ++i) {
-    if (result.phase_durations[i]) {
-      phases[std::string(phase_name(static_cast<Phase>(i)))] =
-          milliseconds(*result.phase_durations[i]) / 1000.0;
-    }
-  }
-  out["phase_seconds"] = phases;
-  out["duration_seconds"] = milliseconds(result.total) / 1000.0;
-  if (result.greeting_latency) {
-    out["greeting_seconds"] = milliseconds(*result.greeting_latency) / 1000.0;
-  }
-  out["greeting_code"] = result.greeting_code;
-  out["quit_code"] = result.quit_code;
-  if (result.starttls_advertised) out["starttls_advertised"] = *result.starttls_advertised;
-  if (result.banner) {
-    out["banner"] = {{"hostname", result.banner->hostname}, {"software", result.banner->software}};
-  }
-  if (result.tls) {
-    out["tls"] = {{"version", result.tls->version},
-                  {"cipher", result.tls->cipher},
-                  {"verified", result.tls->verified},
-                  {"verify_error", result.tls->verify_error},
-                  {"cert_expiry_timestamp_seconds", result.tls->earliest_not_after}};
-  }
-  nlohmann::json transcript = nlohmann::json::array();
-  for (const TranscriptLine& line : result.transcript) {
-    transcript.push_back({{"ms", milliseconds(line.at)},
-                          {"dir", direction_marker(line.direction)},
-                          {"text", line.text}});
-  }
-  out["transcript"] = transcript;
-  std::cout << out.dump(2) << "\n";
-}
-
-}  // namespace
 
 void add_probe_face_options(CLI::App& command, ProbeFaceOptions& options) {
   command.add_option("address", options.address, "HOST[:PORT] or [IPv6]:PORT (port 25 if none)")
@@ -166,17 +86,16 @@ int run_probe_face(const ProbeFaceOptions& options) {
     target.tls_insecure_skip_verify = options.insecure_skip_verify;
   }
   target.helo_name = options.helo_name.empty() ? machine_hostname() : options.helo_name;
-
-  asio::io_context io(1);
-  ProbeResult result;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { result = co_await run_probe(target); }, asio::detached);
-  io.run();
-  if (options.json) {
-    print_json(target, result);
-  } else {
-    print_text(target, result);
+  if (!is_helo_name(target.helo_name)) {
+    std::cerr << "smtp_exporter probe: --helo " << options.helo_name
+              << ": not a domain name or address literal\n";
+    return 2;
   }
+
+  const ProbeResult result = probe_once(target);
+  const double now = unix_now();
+  std::cout << (options.json ? render_probe_json(target, result, now)
+                             : render_probe_text(target, result, now));
   return result.success() ? 0 : 1;
 }
 

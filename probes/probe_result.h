@@ -64,6 +64,9 @@ inline constexpr std::size_t kFailureReasonCount = 25;
 /// The contract's `result` label value: "success" for kNone, else the reason's name.
 std::string_view reason_name(FailureReason reason);
 
+/// How many bytes of a greeting that is not an SMTP reply ProbeResult keeps.
+inline constexpr std::size_t kUnexpectedBytesKept = 64;
+
 /// What the greeting says about the server. Both fields are safe to use as label values.
 struct BannerInfo {
   std::string hostname;  // validated domain or address literal, lower-cased; "invalid" otherwise
@@ -77,6 +80,14 @@ struct TlsFacts {
   double earliest_not_after = 0;  // Unix seconds: the soonest notAfter in the presented chain
   bool verified = false;          // chain and name verified
   std::string verify_error;       // OpenSSL's reason when not verified
+  long verify_code = 0;           // X509_V_OK or the X509_V_ERR_* code of verify_error
+  /// The server's own (leaf) certificate, for a person deciding why it does not verify. (With
+  /// `{}`, positional initialisers that stop before these fields keep GCC's
+  /// -Wmissing-field-initializers quiet.)
+  std::string subject{};             // RFC 2253, e.g. "CN=mx.example.org"
+  std::string issuer{};              // RFC 2253
+  std::vector<std::string> names{};  // subjectAltName entries: "DNS:mx.example.org", "IP:192.0.2.1"
+  double not_after = 0;              // Unix seconds
 };
 
 /// One line of the dialogue, as sent or received, with its time since the probe started.
@@ -96,6 +107,8 @@ struct ProbeResult {
   std::string error_detail;           // a short human explanation, e.g. the OS error
 
   std::array<std::optional<Duration>, kPhaseCount> phase_durations{};  // only phases that ran
+  /// When each phase that ran first began, since the probe started: the transcript's clock.
+  std::array<std::optional<Duration>, kPhaseCount> phase_starts{};
   Duration total{};
   /// Connect completion (implicit TLS: handshake completion) -> the greeting's last line; the
   /// greeting phase's duration, present once a whole greeting came.
@@ -112,7 +125,14 @@ struct ProbeResult {
   std::optional<EhloCapabilities> capabilities;  // the last EHLO's, after TLS if there was TLS
   int quit_code = 0;
   std::optional<BannerInfo> banner;  // present once a greeting was parsed
-  std::optional<TlsFacts> tls;       // present once a TLS handshake completed
+  /// The greeting's lines as sent ("220 mx.example.org ESMTP"), printable, without line endings.
+  std::vector<std::string> greeting_lines;
+  /// The first bytes (at most kUnexpectedBytesKept, raw) of a greeting that was not a complete
+  /// SMTP reply: what another protocol's server says first (SSH, HTTP, a TLS alert).
+  std::string unexpected_bytes;
+  /// OpenSSL's reason code (ERR_GET_REASON) of a failed handshake; 0 if none failed.
+  int tls_error_reason = 0;
+  std::optional<TlsFacts> tls;  // present once a TLS handshake completed
   std::vector<TranscriptLine> transcript;
   bool transcript_truncated = false;
 

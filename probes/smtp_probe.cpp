@@ -1,5 +1,7 @@
 #include "probes/smtp_probe.h"
 
+#include <openssl/err.h>
+
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -166,12 +168,18 @@ class Session {
   ProbeResult::Duration set_phase(Phase phase, Clock::time_point began) {
     const ProbeResult::Duration took = Clock::now() - began;
     result_.phase_durations[static_cast<std::size_t>(phase)] = took;
+    mark_start(phase, began);
     return took;
   }
   /// For phases that run twice (EHLO before and after STARTTLS): the time of both.
   void add_phase(Phase phase, Clock::time_point began) {
     auto& slot = result_.phase_durations[static_cast<std::size_t>(phase)];
     slot = slot.value_or(ProbeResult::Duration::zero()) + (Clock::now() - began);
+    mark_start(phase, began);
+  }
+  void mark_start(Phase phase, Clock::time_point began) {
+    auto& start = result_.phase_starts[static_cast<std::size_t>(phase)];
+    if (!start) start = began - start_;
   }
 
   void record(TranscriptLine::Direction direction, std::string_view text) {
@@ -507,12 +515,23 @@ class Session {
     ReadOutcome outcome = co_await read_reply(greeting);
     const ProbeResult::Duration waited = set_phase(Phase::kGreeting, greeting_began_);
     if (outcome != ReadOutcome::kReply) {
+      result_.unexpected_bytes = buffer_.substr(0, kUnexpectedBytesKept);
       fail_read(outcome, Phase::kGreeting, FailureReason::kGreetingTimeout);
       co_return false;
     }
     result_.greeting_latency = waited;
     result_.greeting_code = greeting.code;
     result_.banner = parse_banner(greeting);
+    for (std::size_t i = 0; i < greeting.lines.size(); ++i) {
+      std::string line = std::to_string(greeting.code);
+      const std::string& text = greeting.lines[i];
+      if (i + 1 < greeting.lines.size()) {
+        line += '-' + text;
+      } else if (!text.empty()) {
+        line += ' ' + text;
+      }
+      result_.greeting_lines.push_back(printable(line));
+    }
     if (greeting.code == 220) co_return true;
     if (greeting.code >= 400) {
       // RFC 5321 §3.1: a server that refuses service still expects QUIT; record its answer.
@@ -612,6 +631,9 @@ class Session {
       co_return false;
     }
     if (ec) {
+      if (ec.category() == asio::error::get_ssl_category()) {
+        result_.tls_error_reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+      }
       fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake,
            "tls_handshake: " + ec.message());
       co_return false;

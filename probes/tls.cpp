@@ -7,6 +7,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "probes/certificate.h"
+
 namespace smtp {
 namespace {
 
@@ -101,7 +103,9 @@ TlsFacts read_tls_facts(SSL* ssl) {
     }
   }
   X509* peer = SSL_get1_peer_certificate(ssl);
+  if (peer != nullptr) read_leaf_facts(peer, facts);
   long verify = SSL_get_verify_result(ssl);
+  facts.verify_code = verify;
   if (peer == nullptr) {
     facts.verify_error = "no certificate presented";
   } else if (verify != X509_V_OK) {

@@ -854,3 +854,35 @@ assert_series_count() {
 
 # assert_no_series FILE SELECTOR
 assert_no_series() { assert_series_count "$1" "$2" 0; }
+
+# ---------------------------------------------------------------------------------------------
+# The scripted fake SMTP server (tests/support/fake_smtp_main.cpp), for misbehaviour no real
+# server shows. ctest gives its path in SMTP_FAKE_SERVER.
+
+# require_fake_smtp BINARY: sets FAKE_SMTP_BIN from SMTP_FAKE_SERVER, or next to BINARY in a
+# CMake build tree (build/tests/smtp_fake_server), and fails if it is not there.
+require_fake_smtp() {
+  FAKE_SMTP_BIN=${SMTP_FAKE_SERVER:-$(dirname "$1")/tests/smtp_fake_server}
+  [[ -x $FAKE_SMTP_BIN ]] ||
+    fail "smtp_fake_server is missing at $FAKE_SMTP_BIN (build it: ninja smtp_fake_server)"
+}
+
+# start_fake_smtp NAME: a fake server playing the script read from stdin (the steps of
+# fake_smtp_main.cpp: send, expect, delay, tls, close, reset, stall, expect_close) to every
+# connection, on a port of 127.0.0.1 that it picks itself; files in WORKDIR/fake.NAME.
+# Sets FAKE_PORT.
+start_fake_smtp() {
+  local name=$1 dir=$WORKDIR/fake.$1
+  mkdir -p "$dir"
+  cat >"$dir/script"
+  spawn "fake $name" "$dir/log" "$FAKE_SMTP_BIN" --script "$dir/script" --port-file "$dir/port"
+  local pid=$SPAWNED_PID
+  wait_until 10 "fake server $name to write its port" _fake_port_written "$dir/port" "$pid"
+  FAKE_PORT=$(<"$dir/port")
+  log "fake server $name on 127.0.0.1:$FAKE_PORT"
+}
+_fake_port_written() {
+  [[ -s $1 ]] && return 0
+  group_alive "$2" || fail "the fake server exited during start-up: $(cat "${1%/port}/log")"
+  return 1
+}

@@ -8,9 +8,10 @@
 #          OpenSMTPD (their .debs unpacked into $SMTP_TEST_CACHE, because they conflict with
 #          Postfix in apt), prometheus/promtool, check_smtp, jq, shellcheck, and a DNS server
 #          for the test zone of the MX tests (dnsmasq from dnsmasq-base, dig to check it),
-#          systemd-analyze (systemd_test.sh), and node with the npm packages of
+#          systemd-analyze (systemd_test.sh), node with the npm packages of
 #          tests/support/npm (kubernetes_test.sh, alert_rules_test.sh, dashboards_test.sh),
-#          installed into $SMTP_TEST_CACHE/npm
+#          installed into $SMTP_TEST_CACHE/npm, and Nagios 4 and Icinga 2 to run and validate
+#          the Nagios plugin face
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
 #   container  what deploy/docker/test_image.sh needs: podman, runc, mmdebstrap (and Postfix)
 #
@@ -44,7 +45,7 @@ for arg in "$@"; do
     test) want_test=1 ;;
     run) want_run=1 ;;
     container) want_container=1 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (expected build, test, run or container)" ;;
   esac
 done
@@ -182,7 +183,7 @@ if ((want_run)); then
 fi
 if ((want_test)); then
   install_postfix
-  apt_install --no-install-recommends prometheus
+  apt_install --no-install-recommends prometheus nagios4-core icinga2-bin
   apt_install "${test_packages[@]}"
   install_exim
   install_opensmtpd
