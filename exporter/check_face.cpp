@@ -9,7 +9,9 @@
 
 #include "exporter/check_report.h"
 #include "exporter/config.h"
+#include "exporter/config_values.h"
 #include "exporter/probe_face.h"
+#include "exporter/wall_clock.h"
 #include "probes/banner.h"
 #include "probes/tls.h"
 

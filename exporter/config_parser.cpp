@@ -184,7 +184,7 @@ class Parser {
 
   std::string host_name(const Entry& entry, std::string_view what) const {
     std::string text = scalar(entry, "a host name");
-    if (!is_valid_domain(text) && !is_address_literal(text)) {
+    if (!is_helo_name(text)) {
       fail(entry.where, "invalid " + std::string(what) + " " + quote(text) +
                             " (expected a domain name or an address literal such as "
                             "[192.0.2.1])");

@@ -67,6 +67,10 @@ bool is_address_literal(std::string_view text) {
   return is_ipv4(inner);
 }
 
+bool is_helo_name(std::string_view name) {
+  return is_valid_domain(name) || is_address_literal(name);
+}
+
 bool is_utf8(std::string_view text, bool allow_controls) {
   std::size_t i = 0;
   while (i < text.size()) {

@@ -23,6 +23,10 @@ bool is_ipv6(std::string_view text);
 /// `[IPv6:2001:db8::1]`.
 bool is_address_literal(std::string_view text);
 
+/// A name fit for EHLO: a domain name, or an address literal. Anything else could smuggle a
+/// second command into the dialogue.
+bool is_helo_name(std::string_view name);
+
 /// Well-formed UTF-8; with `allow_controls` false also free of control characters (C0, DEL,
 /// C1), so that the text is safe in a label value people read and in a log line.
 bool is_utf8(std::string_view text, bool allow_controls);

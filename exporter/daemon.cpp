@@ -14,13 +14,10 @@
 #include "exporter/log.h"
 #include "exporter/metrics.h"
 #include "exporter/probe_runner.h"
+#include "exporter/wall_clock.h"
 
 namespace smtp {
 namespace {
-
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 

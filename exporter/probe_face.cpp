@@ -7,28 +7,15 @@
 #include <optional>
 
 #include "exporter/config.h"
+#include "exporter/config_values.h"
 #include "exporter/duration.h"
 #include "exporter/probe_report.h"
+#include "exporter/wall_clock.h"
 #include "probes/banner.h"
 #include "probes/smtp_probe.h"
 #include "probes/tls.h"
 
 namespace smtp {
-
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-bool is_helo_name(std::string_view name) {
-  if (is_valid_domain(name)) return true;
-  if (name.size() < 3 || name.front() != '[' || name.back() != ']') return false;
-  std::string_view inner = name.substr(1, name.size() - 2);
-  const bool v6 = inner.substr(0, 5) == "IPv6:";
-  if (v6) inner.remove_prefix(5);
-  boost::system::error_code ec;
-  const asio::ip::address address = asio::ip::make_address(std::string(inner), ec);
-  return !ec && address.is_v6() == v6;
-}
 
 ProbeResult probe_once(const ProbeTarget& target) {
   asio::io_context io(1);

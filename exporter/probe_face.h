@@ -29,13 +29,6 @@ void add_probe_face_options(CLI::App& command, ProbeFaceOptions& options);
 /// Runs one probe of `target` on an io_context of its own, to the end.
 ProbeResult probe_once(const ProbeTarget& target);
 
-/// The wall clock in Unix seconds: how certificates are dated.
-double unix_now();
-
-/// A name fit for EHLO: a domain name, or an address literal (`[192.0.2.1]`,
-/// `[IPv6:2001:db8::1]`). Anything else could smuggle a second command into the dialogue.
-bool is_helo_name(std::string_view name);
-
 /// Runs the probe and prints every phase, the dialogue and the verdict. Exit code 0 if the probe
 /// succeeded, 1 if it failed, 2 for bad arguments.
 int run_probe_face(const ProbeFaceOptions& options);

@@ -7,16 +7,13 @@
 #include <vector>
 
 #include "exporter/log.h"
+#include "exporter/wall_clock.h"
 #include "probes/resolve.h"
 
 namespace smtp {
 namespace {
 
 using Clock = Schedule::Clock;
-
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 /// What a schedule job runs.
 using Job = std::variant<std::monostate, std::shared_ptr<Endpoint>, std::shared_ptr<LookupGroup>>;
