@@ -1,7 +1,5 @@
 #include "exporter/daemon.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -10,9 +8,11 @@
 #include <vector>
 
 #include "exporter/config.h"
+#include "exporter/fd_budget.h"
 #include "exporter/http_server.h"
 #include "exporter/log.h"
 #include "exporter/metrics.h"
+#include "exporter/metrics_endpoint.h"
 #include "exporter/scheduler.h"
 #include "probes/resolve.h"
 #include "probes/smtp_probe.h"
@@ -23,11 +23,6 @@ namespace {
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-/// Descriptors kept back from probes: the listener, HTTP clients, logs, config reads.
-constexpr std::size_t kReservedFds = 256;
-/// With no limit asked for, never more than this many probes at once.
-constexpr std::size_t kDefaultMaxConcurrency = 4096;
 
 HttpResponse plain_response(int status, std::string body) {
   HttpResponse response;
@@ -91,35 +86,18 @@ bool family_wanted(const asio::ip::address& address, IpProtocol protocol) {
   return protocol == IpProtocol::kAny || (protocol == IpProtocol::kIp4) == address.is_v4();
 }
 
-/// What a scrape renders, copied off the probe thread's live series.
-struct SeriesSnapshot {
-  std::vector<TargetSeries> series;
-  std::vector<MxSeries> mx;
-};
-
-/// Runs on the render thread. Parameters by value: the coroutine frame owns them.
-asio::awaitable<HttpResponse> render_metrics(std::shared_ptr<const SeriesSnapshot> snapshot,
-                                             bool gzip, const ExporterMetrics* metrics) {
-  HttpResponse response;
-  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  response.body = metrics->render();
-  render_target_series(snapshot->series, response.body);
-  render_mx_series(snapshot->mx, response.body);
-  if (gzip) {
-    response.body = gzip_compress(response.body);
-    response.gzipped = true;
-  }
-  co_return response;
-}
-
 class Daemon {
  public:
   Daemon(const DaemonOptions& options, Config config)
       : options_(options),
-        schedule_(probe_concurrency_limit(options.max_concurrency)),
+        fd_budget_(raise_fd_limit_and_plan(options.max_concurrency)),
+        schedule_(fd_budget_.probe_slots),
         wakeup_(io_),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
-        http_(io_.get_executor(), parse_listen_address(options.listen_address)) {
+        http_(io_.get_executor(), parse_listen_address(options.listen_address),
+              {.max_connections = fd_budget_.http_connections, .observer = &metrics_}),
+        metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
+                          [this] { return snapshot(); }) {
     apply(std::move(config));
     metrics_.set_config_reload(true, unix_now());
   }
@@ -132,6 +110,12 @@ class Daemon {
     log::write(log::Level::kInfo, "probing",
                {{"targets", std::to_string(configured_targets_)},
                 {"max_concurrency", std::to_string(schedule_.max_concurrency())}});
+    log::write(log::Level::kInfo, "open-file budget",
+               {{"limit", std::to_string(fd_budget_.limit)},
+                {"probe_slots", std::to_string(fd_budget_.probe_slots)},
+                {"http_connections", std::to_string(fd_budget_.http_connections)},
+                {"reserve", std::to_string(fd_budget_.reserve)}});
+    metrics_.set_http_connections_max(fd_budget_.http_connections);
     wait_for_signal();
     asio::co_spawn(io_, schedule_loop(), asio::detached);
     io_.run();
@@ -506,52 +490,45 @@ class Daemon {
   }
 
   void route() {
-    http_.handle("/metrics", [this](const HttpRequest& request) { return serve_metrics(request); });
-    http_.handle("/-/healthy", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      co_return plain_response(200, "Healthy\n");
-    });
-    http_.handle("/-/ready", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    using beast::http::verb;
+    http_.handle("/metrics", {verb::get},
+                 [this](const HttpRequest& request) { return metrics_endpoint_.serve(request); });
+    http_.handle("/-/healthy", {verb::get},
+                 [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                   co_return plain_response(200, "Healthy\n");
+                 });
+    http_.handle("/-/ready", {verb::get}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
       co_return plain_response(200, "Ready\n");
     });
-    http_.handle("/-/reload", [this](const HttpRequest& request) -> asio::awaitable<HttpResponse> {
-      if (request.method != "POST" && request.method != "PUT") {
-        HttpResponse response = plain_response(405, "This endpoint requires a POST request.\n");
-        response.headers["Allow"] = "POST";
-        co_return response;
-      }
-      std::string error;
-      if (reload(error)) co_return plain_response(200, "Config reloaded\n");
-      co_return plain_response(500, "failed to reload config: " + error + "\n");
-    });
-    http_.handle("/", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    http_.handle("/-/reload", {verb::post},
+                 [this](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                   std::string error;
+                   if (reload(error)) co_return plain_response(200, "Config reloaded\n");
+                   co_return plain_response(500, "failed to reload config: " + error + "\n");
+                 });
+    http_.handle("/", {verb::get}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
       HttpResponse response = plain_response(200, std::string(kLandingPage));
       response.content_type = "text/html; charset=utf-8";
       co_return response;
     });
   }
 
-  /// Snapshots the series on the probe thread (a copy, ~0.5 KB a target), then renders and
-  /// compresses on the render thread so that a scrape never stalls the probes.
-  asio::awaitable<HttpResponse> serve_metrics(const HttpRequest& request) {
-    auto snapshot = std::make_shared<SeriesSnapshot>();
-    snapshot->series.reserve(targets_.size() + groups_.size());
-    for (const auto& target : targets_) snapshot->series.push_back(target->series);
+  /// The series a scrape renders: a copy (~0.5 KB a target), taken on the probe thread.
+  SeriesSnapshot snapshot() const {
+    SeriesSnapshot snapshot;
+    snapshot.series.reserve(targets_.size() + groups_.size());
+    for (const auto& target : targets_) snapshot.series.push_back(target->series);
     for (const auto& group : groups_) {
-      if (group->lookup_series.probed) snapshot->series.push_back(group->lookup_series);
-      snapshot->mx.push_back(group->mx_series);
+      if (group->lookup_series.probed) snapshot.series.push_back(group->lookup_series);
+      snapshot.mx.push_back(group->mx_series);
     }
-    // A named coroutine, not a lambda: GCC 12 destroys a capturing lambda coroutine created
-    // inside a co_await expression twice.
-    asio::awaitable<HttpResponse> rendering =
-        render_metrics(std::move(snapshot), request.accepts_gzip, &metrics_);
-    HttpResponse response =
-        co_await asio::co_spawn(render_pool_, std::move(rendering), asio::use_awaitable);
-    co_return response;
+    return snapshot;
   }
 
   DaemonOptions options_;
   asio::io_context io_{1};
   asio::thread_pool render_pool_{1};
+  FdBudget fd_budget_;
   Schedule schedule_;
   ExporterMetrics metrics_;
   std::shared_ptr<Resolver> resolver_;
@@ -563,24 +540,11 @@ class Daemon {
   asio::steady_timer wakeup_;
   asio::signal_set signals_;
   HttpServer http_;
+  MetricsEndpoint metrics_endpoint_;
   bool stopping_ = false;
 };
 
 }  // namespace
-
-std::size_t probe_concurrency_limit(std::size_t requested) {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  }
-  std::size_t fds = limit.rlim_cur == RLIM_INFINITY ? SIZE_MAX : limit.rlim_cur;
-  std::size_t fd_cap =
-      fds > 2 * kReservedFds ? fds - kReservedFds : std::max<std::size_t>(1, fds / 2);
-  std::size_t wanted = requested == 0 ? kDefaultMaxConcurrency : requested;
-  return std::min(wanted, fd_cap);
-}
 
 Config load_config_or_default(const std::optional<std::string>& config_file) {
   if (config_file) return load_config_file(*config_file, machine_hostname());
@@ -588,6 +552,7 @@ Config load_config_or_default(const std::optional<std::string>& config_file) {
 }
 
 int run_daemon(const DaemonOptions& options) {
+  release_large_blocks_promptly();
   Config config;
   try {
     config = load_config_or_default(options.config_file);
