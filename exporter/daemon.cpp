@@ -1,7 +1,5 @@
 #include "exporter/daemon.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -10,9 +8,11 @@
 #include "exporter/config.h"
 #include "exporter/config_reloader.h"
 #include "exporter/config_watcher.h"
+#include "exporter/fd_budget.h"
 #include "exporter/http_server.h"
 #include "exporter/log.h"
 #include "exporter/metrics.h"
+#include "exporter/metrics_endpoint.h"
 #include "exporter/probe_runner.h"
 #include "exporter/wall_clock.h"
 
@@ -20,18 +20,6 @@ namespace smtp {
 namespace {
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
-
-/// Descriptors kept back from probes: the listener, HTTP clients, logs, config reads.
-constexpr std::size_t kReservedFds = 256;
-/// With no limit asked for, never more than this many probes at once.
-constexpr std::size_t kDefaultMaxConcurrency = 4096;
-
-HttpResponse plain_response(int status, std::string body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = std::move(body);
-  return response;
-}
 
 constexpr std::string_view kLandingPage = R"(<!DOCTYPE html>
 <html><head><title>SMTP Exporter</title></head>
@@ -45,21 +33,6 @@ constexpr std::string_view kLandingPage = R"(<!DOCTYPE html>
 </body></html>
 )";
 
-/// Runs on the render thread. Parameters by value: the coroutine frame owns them.
-asio::awaitable<HttpResponse> render_metrics(std::shared_ptr<const SeriesSnapshot> snapshot,
-                                             bool gzip, const ExporterMetrics* metrics) {
-  HttpResponse response;
-  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  response.body = metrics->render();
-  render_target_series(snapshot->series, response.body);
-  render_mx_series(snapshot->mx, response.body);
-  if (gzip) {
-    response.body = gzip_compress(response.body);
-    response.gzipped = true;
-  }
-  co_return response;
-}
-
 /// The serve face's wiring: signals, HTTP routes, reloads. The work is done by the ProbeRunner
 /// (probing), the ConfigReloader (loading) and the HTTP server.
 class Daemon {
@@ -67,8 +40,8 @@ class Daemon {
   Daemon(const DaemonOptions& options, Config config)
       : options_(options),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
-        runner_(io_.get_executor(), metrics_,
-                {.max_concurrency = probe_concurrency_limit(options.max_concurrency)}),
+        fd_budget_(raise_fd_limit_and_plan(options.max_concurrency)),
+        runner_(io_.get_executor(), metrics_, {.max_concurrency = fd_budget_.probe_slots}),
         reloader_(
             io_.get_executor(), config_pool_.get_executor(),
             [file = options.config_file, shard = options.shard] {
@@ -76,7 +49,16 @@ class Daemon {
             },
             [this](Config loaded) { apply(std::move(loaded), "config reloaded"); },
             [this](const ConfigReloader::Outcome& outcome) { report_reload(outcome); }),
-        http_(io_.get_executor(), parse_listen_address(options.listen_address)) {
+        http_(io_.get_executor(), parse_listen_address(options.listen_address),
+              {.max_connections = fd_budget_.http_connections, .observer = &metrics_}),
+        metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
+                          [this] { return runner_.snapshot(); }) {
+    log::write(log::Level::kInfo, "open-file budget",
+               {{"limit", fd_budget_.limit},
+                {"probe_slots", fd_budget_.probe_slots},
+                {"http_connections", fd_budget_.http_connections},
+                {"reserve", fd_budget_.reserve}});
+    metrics_.set_http_connections_max(fd_budget_.http_connections);
     apply(std::move(config), "config loaded");
     metrics_.set_config_reload(true, unix_now());
     metrics_.set_shard(options.shard.index, options.shard.count);
@@ -157,43 +139,28 @@ class Daemon {
   }
 
   void route() {
-    http_.handle("/metrics", [this](const HttpRequest& request) { return serve_metrics(request); });
-    http_.handle("/-/healthy", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      co_return plain_response(200, "Healthy\n");
+    using beast::http::verb;  // GET brings HEAD; any other method is 405 with Allow
+    http_.handle("/metrics", {verb::get},
+                 [this](const HttpRequest& request) { return metrics_endpoint_.serve(request); });
+    http_.handle("/-/healthy", {verb::get},
+                 [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                   co_return text_response(200, "Healthy\n");
+                 });
+    http_.handle("/-/ready", {verb::get}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+      co_return text_response(200, "Ready\n");
     });
-    http_.handle("/-/ready", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      co_return plain_response(200, "Ready\n");
-    });
-    http_.handle("/-/reload", [this](const HttpRequest& request) { return serve_reload(request); });
-    http_.handle("/", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      HttpResponse response = plain_response(200, std::string(kLandingPage));
+    http_.handle("/-/reload", {verb::post}, [this](const HttpRequest&) { return serve_reload(); });
+    http_.handle("/", {verb::get}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+      HttpResponse response = text_response(200, std::string(kLandingPage));
       response.content_type = "text/html; charset=utf-8";
       co_return response;
     });
   }
 
-  asio::awaitable<HttpResponse> serve_reload(const HttpRequest& request) {
-    if (request.method != "POST") {
-      HttpResponse response = plain_response(405, "This endpoint requires a POST request.\n");
-      response.headers["Allow"] = "POST";
-      co_return response;
-    }
+  asio::awaitable<HttpResponse> serve_reload() {
     const ConfigReloader::Outcome outcome = co_await reloader_.reload();
-    if (outcome.ok) co_return plain_response(200, "Config reloaded\n");
-    co_return plain_response(500, "failed to reload config: " + outcome.error + "\n");
-  }
-
-  /// Snapshots the series on the probe thread (a copy, ~0.5 KB a target), then renders and
-  /// compresses on the render thread so that a scrape never stalls the probes.
-  asio::awaitable<HttpResponse> serve_metrics(const HttpRequest& request) {
-    auto snapshot = std::make_shared<const SeriesSnapshot>(runner_.snapshot());
-    // A named coroutine, not a lambda: GCC 12 destroys a capturing lambda coroutine created
-    // inside a co_await expression twice.
-    asio::awaitable<HttpResponse> rendering =
-        render_metrics(std::move(snapshot), request.accepts_gzip, &metrics_);
-    HttpResponse response =
-        co_await asio::co_spawn(render_pool_, std::move(rendering), asio::use_awaitable);
-    co_return response;
+    if (outcome.ok) co_return text_response(200, "Config reloaded\n");
+    co_return text_response(500, "failed to reload config: " + outcome.error + "\n");
   }
 
   DaemonOptions options_;
@@ -201,28 +168,16 @@ class Daemon {
   asio::thread_pool render_pool_{1};
   asio::thread_pool config_pool_{1};  // config loads: a parse never runs on the probe thread
   asio::signal_set signals_;
-  ExporterMetrics metrics_;
+  ExporterMetrics metrics_;  // the HTTP server's observer: must outlive it
+  FdBudget fd_budget_;
   ProbeRunner runner_;
   ConfigReloader reloader_;
   std::optional<ConfigWatcher> watcher_;
   HttpServer http_;
+  MetricsEndpoint metrics_endpoint_;
 };
 
 }  // namespace
-
-std::size_t probe_concurrency_limit(std::size_t requested) {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  }
-  std::size_t fds = limit.rlim_cur == RLIM_INFINITY ? SIZE_MAX : limit.rlim_cur;
-  std::size_t fd_cap =
-      fds > 2 * kReservedFds ? fds - kReservedFds : std::max<std::size_t>(1, fds / 2);
-  std::size_t wanted = requested == 0 ? kDefaultMaxConcurrency : requested;
-  return std::min(wanted, fd_cap);
-}
 
 Config load_config_or_default(const std::optional<std::string>& config_file, const Shard& shard) {
   Config config = config_file ? load_config_file(*config_file, machine_hostname())
@@ -233,6 +188,7 @@ Config load_config_or_default(const std::optional<std::string>& config_file, con
 }
 
 int run_daemon(const DaemonOptions& options) {
+  release_large_blocks_promptly();
   Config config;
   try {
     config = load_config_or_default(options.config_file, options.shard);

@@ -32,8 +32,4 @@ Config load_config_or_default(const std::optional<std::string>& config_file,
 /// start is reported on stderr and gives kExitBadConfig.
 int run_daemon(const DaemonOptions& options);
 
-/// Raises the soft open-file limit to the hard one and returns how many probes may run at once
-/// within it (`requested`, if not 0, caps the answer), keeping descriptors for HTTP and logs.
-std::size_t probe_concurrency_limit(std::size_t requested);
-
 }  // namespace smtp

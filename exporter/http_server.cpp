@@ -1,183 +1,89 @@
 #include "exporter/http_server.h"
 
-#include <zlib.h>
-
 #include <algorithm>
-#include <cctype>
-#include <charconv>
-#include <chrono>
+#include <array>
+#include <atomic>
 #include <cstdint>
-#include <limits>
-#include <optional>
-#include <stdexcept>
+#include <exception>
 #include <unordered_map>
 #include <utility>
 
-#include "probes/text.h"
+#include "exporter/http_connections.h"
+#include "exporter/log.h"
 
 namespace smtp {
+
 namespace {
 
 namespace http = beast::http;
 using boost::system::error_code;
-
-constexpr std::uint32_t kHeaderLimit = 64 * 1024;
-constexpr std::uint64_t kBodyLimit = 1024 * 1024;
-// A connection that sends no complete request for this long is closed; it also bounds how long
-// a slow client may take to send one.
-constexpr std::chrono::seconds kReadTimeout{30};
-// Writing a large /metrics page to a slow scraper may take a while, but not forever.
-constexpr std::chrono::seconds kWriteTimeout{60};
-// Over this many open connections, new ones are closed at once: a flood of idle connections
-// must not exhaust the descriptors the probes need.
-constexpr std::size_t kMaxConnections = 512;
-// After a failed accept (EMFILE, ...), wait a little instead of spinning on the error.
-constexpr std::chrono::milliseconds kAcceptBackoff{100};
-
-// Beast 1.74 hands out boost::string_view.
-std::string_view to_std(beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Form-style decoding: '+' is a space, %XX a byte; a malformed escape stays as it was, since
-// rejecting the whole request over it would help nobody.
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-               hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view query) {
-  std::map<std::string, std::string> result;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    const auto eq = pair.find('=');
-    std::string key = percent_decode(pair.substr(0, eq));
-    std::string value =
-        eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
-    result.insert_or_assign(std::move(key), std::move(value));
-  }
-  return result;
-}
-
-// RFC 9110 §12.5.3: a coding is acceptable unless its weight is 0; "*" stands for every
-// coding not named; an explicit "gzip" (or its alias "x-gzip") wins over "*".
-bool parse_accepts_gzip(std::string_view header) {
-  std::optional<bool> gzip;
-  std::optional<bool> any;
-  while (!header.empty()) {
-    const auto comma = header.find(',');
-    std::string_view element = header.substr(0, comma);
-    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
-    const auto semi = element.find(';');
-    const std::string_view coding = trim(element.substr(0, semi));
-    double weight = 1.0;
-    bool valid = true;
-    std::string_view params =
-        semi == std::string_view::npos ? std::string_view{} : element.substr(semi + 1);
-    while (!params.empty()) {
-      const auto next = params.find(';');
-      const std::string_view param = trim(params.substr(0, next));
-      params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
-      if (param.size() >= 2 && ascii_lower(param[0]) == 'q' && param[1] == '=') {
-        const std::string_view number = trim(param.substr(2));
-        const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), weight,
-                                               std::chars_format::fixed);
-        if (ec != std::errc{} || ptr != number.data() + number.size()) valid = false;
-      }
-    }
-    if (!valid) continue;
-    if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
-      gzip = weight > 0;
-    } else if (coding == "*") {
-      any = weight > 0;
-    }
-  }
-  return gzip.value_or(any.value_or(false));
-}
-
-HttpResponse text_response(int status, std::string body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = std::move(body);
-  return response;
-}
-
-}  // namespace
-
-// Everything the coroutines touch lives here, shared by the HttpServer and every coroutine, so
-// the server object may go away while they are still unwinding after stop().
-//
-// Not locked: it is only touched on the executor, which must not run two handlers at once (one
-// thread, or a strand). stop() hops onto the executor for that reason.
-struct HttpServer::State {
-  State(asio::any_io_executor ex, const tcp::endpoint& endpoint)
-      : executor(std::move(ex)), acceptor(executor), backoff(executor) {
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(tcp::acceptor::reuse_address(true));
-    if (endpoint.protocol() == tcp::v6()) {
-      // As Go's exporters do: "[::]:port" takes IPv4 connections too, whatever the sysctl
-      // net.ipv6.bindv6only says.
-      acceptor.set_option(asio::ip::v6_only(false));
-    }
-    acceptor.bind(endpoint);
-    acceptor.listen(asio::socket_base::max_listen_connections);
-  }
-
-  void shutdown() {
-    if (stopped) return;
-    stopped = true;
-    error_code ignored;
-    acceptor.close(ignored);
-    backoff.cancel();
-    for (auto& [id, weak] : connections) {
-      if (auto stream = weak.lock()) stream->close();
-    }
-  }
-
-  static asio::awaitable<void> accept_loop(std::shared_ptr<State> self);
-  static asio::awaitable<void> serve(std::shared_ptr<State> self,
-                                     std::shared_ptr<beast::tcp_stream> stream, std::uint64_t id);
-
-  asio::any_io_executor executor;
-  tcp::acceptor acceptor;
-  asio::steady_timer backoff;
-  std::map<std::string, HttpHandler> handlers;
-  std::unordered_map<std::uint64_t, std::weak_ptr<beast::tcp_stream>> connections;
-  std::uint64_t next_id = 0;
-  bool started = false;
-  bool stopped = false;
-};
-
-namespace {
+using Clock = std::chrono::steady_clock;
+using Id = ConnectionTable::Id;
 
 constexpr auto kAwait = asio::use_awaitable;
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
+constexpr std::uint64_t kBodyLimit = 1024 * 1024;
+// The first read of a request: a whole GET fits.
+constexpr std::size_t kFirstReadBytes = 4096;
+// After a failed accept (EMFILE, ...), wait a little: the connection stays queued, so accepting
+// again at once would fail again at once, in a loop.
+constexpr std::chrono::milliseconds kAcceptBackoff{100};
+
+std::string_view eviction_name(HttpEviction why) {
+  switch (why) {
+    case HttpEviction::kIdle:
+      return "idle";
+    case HttpEviction::kIncompleteRequest:
+      return "incomplete_request";
+    case HttpEviction::kSlowReader:
+      return "slow_reader";
+  }
+  return "unknown";
+}
+
+class NullObserver final : public HttpObserver {
+ public:
+  void http_connections(std::size_t) override {}
+  void http_connection_rejected() override {}
+  void http_connection_evicted(HttpEviction) override {}
+  void http_connection_timed_out(HttpTimeout) override {}
+  void http_pinned_bytes(std::size_t) override {}
+};
+
+struct Route {
+  std::vector<http::verb> methods;
+  std::string allow;  // the Allow header of a 405
+  HttpHandler handler;
+
+  bool allows(http::verb verb) const {
+    const http::verb wanted = verb == http::verb::head ? http::verb::get : verb;
+    return std::find(methods.begin(), methods.end(), wanted) != methods.end();
+  }
+};
+
+// True when binding [::] failed because the machine has no IPv6 (a kernel without it, or an
+// address family switched off), not because of the port.
+bool ipv6_missing(const error_code& ec) {
+  return ec == asio::error::address_family_not_supported ||
+         ec == boost::system::errc::address_not_available ||
+         ec == boost::system::errc::protocol_not_supported;
+}
+
+void listen_on(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, error_code& ec) {
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && endpoint.protocol() == tcp::v6()) {
+    // As Go's exporters do: "[::]:port" takes IPv4 connections too, whatever the sysctl
+    // net.ipv6.bindv6only says.
+    acceptor.set_option(asio::ip::v6_only(false), ec);
+  }
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error_code ignored;
+    acceptor.close(ignored);
+  }
+}
 
 // The status to answer a request that could not be read with, or 0 when there is nobody left
 // to answer (the peer closed, the read timed out, the server is stopping).
@@ -189,53 +95,119 @@ int status_for_read_error(const error_code& ec) {
   return 0;
 }
 
-asio::awaitable<void> write_response(beast::tcp_stream& stream, HttpResponse response,
-                                     unsigned version, bool head, bool keep_alive, error_code& ec) {
-  http::response<http::string_body> message;
-  message.version(version);
-  message.result(response.status >= 100 && response.status <= 999
-                     ? static_cast<unsigned>(response.status)
-                     : 500u);
-  if (!response.content_type.empty()) {
-    message.set(http::field::content_type, response.content_type);
-  }
-  if (response.gzipped) {
-    message.set(http::field::content_encoding, "gzip");
-    message.set(http::field::vary, "Accept-Encoding");
-  }
-  for (const auto& [name, value] : response.headers) message.set(name, value);
-  // Set last so that no extra header can contradict the framing.
-  message.keep_alive(keep_alive);
-  message.content_length(response.body.size());
-  if (!head) message.body() = std::move(response.body);
-  stream.expires_after(kWriteTimeout);
-  co_await http::async_write(stream, message, asio::redirect_error(kAwait, ec));
-}
-
-HttpRequest make_request(const http::request<http::string_body>& message) {
-  HttpRequest request;
-  // HEAD is GET without the body: handlers see GET, and the server leaves the body out.
-  request.method = message.method() == http::verb::head
-                       ? std::string("GET")
-                       : std::string(to_std(message.method_string()));
-  const std::string_view target = to_std(message.target());
-  const auto question = target.find('?');
-  request.path = std::string(target.substr(0, question));
-  if (question != std::string_view::npos) request.query = parse_query(target.substr(question + 1));
-  std::string accept_encoding;
-  for (auto [it, end] = message.equal_range(http::field::accept_encoding); it != end; ++it) {
-    accept_encoding.append(to_std(it->value())).push_back(',');
-  }
-  request.accepts_gzip = parse_accepts_gzip(accept_encoding);
-  return request;
-}
-
-bool expects_continue(const http::request<http::string_body>& message) {
-  return message.version() >= 11 &&
-         iequals(trim(to_std(message[http::field::expect])), "100-continue");
-}
-
 }  // namespace
+
+// Everything the coroutines touch lives here, shared by the HttpServer and every coroutine, so
+// the server object may go away while they are still unwinding after stop().
+//
+// Not locked: it is only touched on the executor, which must not run two handlers at once (one
+// thread, or a strand). stop() hops onto the executor for that reason.
+struct HttpServer::State {
+  State(asio::any_io_executor ex, const ListenAddress& address, HttpServerOptions opts)
+      : executor(std::move(ex)),
+        acceptor(executor),
+        backoff(executor),
+        options(opts),
+        observer_at(opts.observer != nullptr ? opts.observer : &null_observer),
+        table(opts.max_pinned_bytes) {
+    error_code ec;
+    listen_on(acceptor, address.endpoint, ec);
+    if (ec && address.both_families && ipv6_missing(ec)) {
+      listen_on(acceptor, tcp::endpoint(asio::ip::address_v4::any(), address.endpoint.port()), ec);
+    }
+    if (ec) throw boost::system::system_error(ec, "listen");
+  }
+
+  void shutdown() {
+    if (stopped) return;
+    stopped = true;
+    error_code ignored;
+    acceptor.close(ignored);
+    backoff.cancel();
+    for (auto& [id, weak] : streams) {
+      if (auto stream = weak.lock()) stream->close();
+    }
+  }
+
+  // Closes a connection the table has already let go of; its coroutine unwinds by itself.
+  void close_connection(Id id) {
+    if (const auto it = streams.find(id); it != streams.end()) {
+      if (auto stream = it->second.lock()) stream->close();
+      streams.erase(it);
+    }
+    observer().http_connections(table.size());
+  }
+
+  // At the cap: evicts the connection that has waited longest for a request, if any.
+  bool make_room() {
+    const auto eviction = table.evict_idlest();
+    if (!eviction) return false;
+    observer().http_connection_evicted(eviction->why);
+    close_connection(eviction->id);
+    const std::string cap = std::to_string(options.max_connections);
+    log_limiter.write("http_evicted", log::Level::kWarn,
+                      "HTTP connection evicted to make room for a new one",
+                      {{"reason", eviction_name(eviction->why)}, {"max_connections", cap}});
+    return true;
+  }
+
+  void reject(tcp::socket& socket) {
+    observer().http_connection_rejected();
+    error_code ignored;
+    socket.close(ignored);
+    const std::string cap = std::to_string(options.max_connections);
+    log_limiter.write("http_rejected", log::Level::kWarn,
+                      "HTTP connection rejected: every connection is busy with a request",
+                      {{"max_connections", cap}});
+  }
+
+  // The connection's coroutine is done with it.
+  void forget(Id id) {
+    table.remove(id);
+    streams.erase(id);
+    observer().http_connections(table.size());
+    observer().http_pinned_bytes(table.pinned_bytes());
+  }
+
+  static asio::awaitable<void> accept_loop(std::shared_ptr<State> self);
+  static void admit(const std::shared_ptr<State>& self, tcp::socket socket);
+  static asio::awaitable<void> serve(std::shared_ptr<State> self,
+                                     std::shared_ptr<beast::tcp_stream> stream, Id id);
+  asio::awaitable<HttpResponse> respond(const http::request<http::string_body>& message);
+  asio::awaitable<void> write_response(Id id, beast::tcp_stream& stream,
+                                       const HttpResponse& response, unsigned version, bool head,
+                                       bool keep_alive, error_code& ec);
+
+  static void log_exception(std::exception_ptr error) {
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      log::write(log::Level::kError, "HTTP server coroutine failed", {{"err", e.what()}});
+    } catch (...) {
+      log::write(log::Level::kError, "HTTP server coroutine failed");
+    }
+  }
+
+  // The owner's observer until the HttpServer object goes: coroutines that unwind later (when
+  // their io_context is destroyed, say) must not call an observer that is gone by then.
+  HttpObserver& observer() { return *observer_at.load(std::memory_order_acquire); }
+  void forget_observer() { observer_at.store(&null_observer, std::memory_order_release); }
+
+  inline static NullObserver null_observer;
+
+  asio::any_io_executor executor;
+  tcp::acceptor acceptor;
+  asio::steady_timer backoff;
+  const HttpServerOptions options;
+  std::atomic<HttpObserver*> observer_at;
+  ConnectionTable table;
+  std::unordered_map<Id, std::weak_ptr<beast::tcp_stream>> streams;
+  std::map<std::string, Route> routes;
+  log::RateLimiter log_limiter;
+  bool started = false;
+  bool stopped = false;
+};
 
 asio::awaitable<void> HttpServer::State::accept_loop(std::shared_ptr<State> self) {
   while (!self->stopped) {
@@ -243,96 +215,201 @@ asio::awaitable<void> HttpServer::State::accept_loop(std::shared_ptr<State> self
     tcp::socket socket = co_await self->acceptor.async_accept(asio::redirect_error(kAwait, ec));
     if (self->stopped) break;
     if (ec) {
+      self->log_limiter.write("http_accept_failed", log::Level::kWarn,
+                              "cannot accept HTTP connections", {{"err", ec.message()}});
       self->backoff.expires_after(kAcceptBackoff);
       co_await self->backoff.async_wait(asio::redirect_error(kAwait, ec));
       continue;
     }
-    if (self->connections.size() >= kMaxConnections) {
-      socket.close(ec);
-      continue;
-    }
-    const std::uint64_t id = self->next_id++;
-    auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
-    self->connections.emplace(id, stream);
-    asio::co_spawn(self->executor, serve(self, std::move(stream), id), asio::detached);
+    admit(self, std::move(socket));
   }
 }
 
-asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
-                                               std::shared_ptr<beast::tcp_stream> stream,
-                                               std::uint64_t id) {
-  // Locals die before parameters, so `self` is still alive when this runs.
-  struct Unregister {
-    State& state;
-    std::uint64_t id;
-    ~Unregister() { state.connections.erase(id); }
-  } unregister{*self, id};
+void HttpServer::State::admit(const std::shared_ptr<State>& self, tcp::socket socket) {
+  // The descriptor budget counts this one socket in hand beyond the cap, for this moment.
+  if (self->table.size() >= self->options.max_connections && !self->make_room()) {
+    self->reject(socket);
+    return;
+  }
+  if (self->options.send_buffer_bytes != 0) {
+    error_code ignored;  // the kernel's default is a worse bound, not a reason to refuse
+    socket.set_option(
+        asio::socket_base::send_buffer_size(static_cast<int>(self->options.send_buffer_bytes)),
+        ignored);
+  }
+  const Id id = self->table.add();
+  auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
+  self->streams.emplace(id, stream);
+  self->observer().http_connections(self->table.size());
+  asio::co_spawn(self->executor, serve(self, std::move(stream), id), log_exception);
+}
 
+asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
+                                               std::shared_ptr<beast::tcp_stream> stream, Id id) {
+  // Locals die before parameters, so `self` is still alive when this runs.
+  struct Forget {
+    State& state;
+    Id id;
+    ~Forget() { state.forget(id); }
+  } forget{*self, id};
+
+  const HttpServerOptions& options = self->options;
   beast::flat_buffer buffer;
+  bool served = false;  // a request was answered: the connection now waits as a keep-alive one
   bool keep_alive = true;
   while (keep_alive && !self->stopped) {
+    error_code ec;
+    // A new connection's request is due within request_timeout of its accept; a later one's
+    // within request_timeout of its first byte.
+    auto deadline = Clock::now() + options.request_timeout;
+    if (buffer.size() == 0) {
+      stream->expires_after(served ? options.idle_timeout : options.request_timeout);
+      const std::size_t n = co_await stream->async_read_some(buffer.prepare(kFirstReadBytes),
+                                                             asio::redirect_error(kAwait, ec));
+      buffer.commit(n);
+      if (ec) {
+        // An idle keep-alive connection that times out is not news; a silent new one is.
+        if (ec == beast::error::timeout && !served) {
+          self->observer().http_connection_timed_out(HttpTimeout::kRequest);
+        }
+        break;
+      }
+      if (served) deadline = Clock::now() + options.request_timeout;
+    }
+    self->table.request_begun(id);
+    stream->expires_at(deadline);
+
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(kBodyLimit);
-    error_code ec;
-    stream->expires_after(kReadTimeout);
     co_await http::async_read_header(*stream, buffer, parser, asio::redirect_error(kAwait, ec));
     if (!ec && expects_continue(parser.get())) {
       http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
-      stream->expires_after(kWriteTimeout);
+      stream->expires_after(options.write_stall_timeout);
       co_await http::async_write(*stream, go_on, asio::redirect_error(kAwait, ec));
-      stream->expires_after(kReadTimeout);
+      stream->expires_at(deadline);
     }
     if (!ec && !parser.is_done()) {
       co_await http::async_read(*stream, buffer, parser, asio::redirect_error(kAwait, ec));
     }
     if (ec) {
+      if (ec == beast::error::timeout) {
+        self->observer().http_connection_timed_out(HttpTimeout::kRequest);
+      }
       const int status = status_for_read_error(ec);
       if (status != 0 && !self->stopped) {
         // The rest of the stream cannot be trusted to be framed right: answer and close.
-        co_await write_response(*stream, text_response(status, "bad request\n"), 11, false, false,
-                                ec);
+        const HttpResponse refusal = text_response(status, "bad request\n");
+        co_await self->write_response(id, *stream, refusal, 11, false, false, ec);
       }
       break;
     }
 
+    self->table.handle_request(id);
     const auto& message = parser.get();
-    const HttpRequest request = make_request(message);
-    HttpResponse response;
-    if (const auto it = self->handlers.find(request.path); it != self->handlers.end()) {
-      // A copy, so that the handler outlives its own coroutine even if handle() replaces it.
-      const HttpHandler handler = it->second;
-      try {
-        response = co_await handler(request);
-      } catch (...) {
-        response = text_response(500, "internal server error\n");
-      }
-    } else {
-      response = text_response(404, "not found\n");
-    }
+    HttpResponse response = co_await self->respond(message);
     keep_alive = message.keep_alive() && !self->stopped;
-    co_await write_response(*stream, std::move(response), message.version(),
-                            message.method() == http::verb::head, keep_alive, ec);
-    if (ec) break;
+    co_await self->write_response(id, *stream, response, message.version(),
+                                  message.method() == http::verb::head, keep_alive, ec);
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        self->observer().http_connection_timed_out(HttpTimeout::kResponse);
+      }
+      break;
+    }
+    served = true;
+    self->table.wait_for_request(id);
   }
   error_code ignored;
   stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream->close();
 }
 
-HttpServer::HttpServer(asio::any_io_executor executor, const tcp::endpoint& endpoint)
-    : state_(std::make_shared<State>(std::move(executor), endpoint)) {}
+asio::awaitable<HttpResponse> HttpServer::State::respond(
+    const http::request<http::string_body>& message) {
+  const HttpRequest request = make_request(message);
+  const auto it = routes.find(request.path);
+  if (it == routes.end()) co_return text_response(404, "not found\n");
+  if (!it->second.allows(message.method())) {
+    HttpResponse response = text_response(405, "method not allowed\n");
+    response.headers["Allow"] = it->second.allow;
+    co_return response;
+  }
+  // A copy, so that the handler outlives its own coroutine even if handle() replaces it.
+  const HttpHandler handler = it->second.handler;
+  HttpResponse response;
+  try {
+    response = co_await handler(request);
+  } catch (const std::exception& e) {
+    log::write(log::Level::kError, "HTTP handler failed",
+               {{"path", request.path}, {"err", e.what()}});
+    response = text_response(500, "internal server error\n");
+  } catch (...) {
+    response = text_response(500, "internal server error\n");
+  }
+  co_return response;
+}
 
-HttpServer::~HttpServer() { stop(); }
+asio::awaitable<void> HttpServer::State::write_response(Id id, beast::tcp_stream& stream,
+                                                        const HttpResponse& response,
+                                                        unsigned version, bool head,
+                                                        bool keep_alive, error_code& ec) {
+  ec = {};  // an error response follows a failed read
+  const std::string header = response_header(response, version, keep_alive);
+  // The body is written from the shared buffer itself: no copy per connection.
+  const std::string_view body = head ? std::string_view() : response.body.view();
+  for (const Id victim : table.start_write(id, body.data(), body.size())) {
+    observer().http_connection_evicted(HttpEviction::kSlowReader);
+    close_connection(victim);
+    const std::string limit = std::to_string(options.max_pinned_bytes);
+    log_limiter.write("http_slow_reader", log::Level::kWarn,
+                      "HTTP response abandoned: unfinished responses held too many bytes",
+                      {{"max_pinned_bytes", limit}});
+  }
+  observer().http_pinned_bytes(table.pinned_bytes());
 
-void HttpServer::handle(std::string path, HttpHandler handler) {
-  state_->handlers.insert_or_assign(std::move(path), std::move(handler));
+  const std::size_t total = header.size() + body.size();
+  std::size_t written = 0;
+  while (written < total && !ec) {
+    std::array<asio::const_buffer, 2> rest;
+    if (written < header.size()) {
+      rest = {asio::buffer(header) + written, asio::buffer(body.data(), body.size())};
+    } else {
+      rest = {asio::buffer(body.data(), body.size()) + (written - header.size()),
+              asio::const_buffer()};
+    }
+    // The timeout is on progress: a reader that takes a byte now and then keeps its connection.
+    stream.expires_after(options.write_stall_timeout);
+    written += co_await stream.async_write_some(rest, asio::redirect_error(kAwait, ec));
+  }
+  table.end_write(id);
+  observer().http_pinned_bytes(table.pinned_bytes());
+}
+
+HttpServer::HttpServer(asio::any_io_executor executor, const ListenAddress& address,
+                       HttpServerOptions options)
+    : state_(std::make_shared<State>(std::move(executor), address, options)) {}
+
+HttpServer::~HttpServer() {
+  state_->forget_observer();
+  stop();
+}
+
+void HttpServer::handle(std::string path, HttpMethods methods, HttpHandler handler) {
+  Route route{std::vector<http::verb>(methods), {}, std::move(handler)};
+  for (const http::verb verb : route.methods) {
+    if (!route.allow.empty()) route.allow += ", ";
+    const beast::string_view name = http::to_string(verb);
+    route.allow.append(name.data(), name.size());
+    if (verb == http::verb::get) route.allow += ", HEAD";
+  }
+  state_->routes.insert_or_assign(std::move(path), std::move(route));
 }
 
 void HttpServer::start() {
   if (state_->started) return;
   state_->started = true;
-  asio::co_spawn(state_->executor, State::accept_loop(state_), asio::detached);
+  asio::co_spawn(state_->executor, State::accept_loop(state_), State::log_exception);
 }
 
 void HttpServer::stop() {
@@ -345,100 +422,6 @@ tcp::endpoint HttpServer::local_endpoint() const {
   error_code ec;
   auto endpoint = state_->acceptor.local_endpoint(ec);
   return ec ? tcp::endpoint{} : endpoint;
-}
-
-tcp::endpoint parse_listen_address(std::string_view text) {
-  const auto fail = [text](std::string_view why) {
-    return std::invalid_argument("invalid listen address \"" + std::string(text) +
-                                 "\": " + std::string(why));
-  };
-  std::string_view host;
-  std::string_view port_text;
-  bool bracketed = false;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) throw fail("missing ']' after the IPv6 address");
-    host = text.substr(1, close - 1);
-    if (close + 1 >= text.size() || text[close + 1] != ':') {
-      throw fail("expected \"[address]:port\"");
-    }
-    port_text = text.substr(close + 2);
-    bracketed = true;
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) throw fail("expected \"host:port\"");
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      throw fail("an IPv6 address needs brackets, as in \"[::1]:9101\"");
-    }
-  }
-
-  unsigned port = 0;
-  const auto [ptr, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() ||
-      port > 65535) {
-    throw fail("the port must be a number from 0 to 65535");
-  }
-
-  asio::ip::address address;
-  if (host.empty()) {
-    if (bracketed) throw fail("empty IPv6 address");
-    address = asio::ip::address_v4::any();
-  } else if (!bracketed && iequals(host, "localhost")) {
-    address = asio::ip::address_v4::loopback();
-  } else {
-    error_code parse_error;
-    if (bracketed) {
-      address = asio::ip::make_address_v6(std::string(host), parse_error);
-    } else {
-      address = asio::ip::make_address_v4(std::string(host), parse_error);
-    }
-    if (parse_error) {
-      throw fail(bracketed ? "not an IPv6 address"
-                           : "not an IP address (host names other than localhost are not "
-                             "resolved)");
-    }
-  }
-  return tcp::endpoint(address, static_cast<unsigned short>(port));
-}
-
-std::string gzip_compress(std::string_view data) {
-  z_stream zs{};
-  // The fastest level: /metrics text is so repetitive that it still shrinks ~20x, at a quarter
-  // of the default level's CPU (10,000 targets: 19 MB in ~0.12 s instead of ~0.5 s).
-  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    throw std::runtime_error("gzip_compress: deflateInit2 failed");
-  }
-  struct End {
-    z_stream& zs;
-    ~End() { deflateEnd(&zs); }
-  } end{zs};
-
-  // zlib counts in uInt: feed inputs and outputs larger than that in slices.
-  constexpr std::size_t kSlice = std::numeric_limits<uInt>::max();
-  std::string out(deflateBound(&zs, data.size()), '\0');
-  const char* in = data.data();
-  std::size_t in_left = data.size();
-  std::size_t out_used = 0;
-  for (;;) {
-    if (out_used == out.size()) out.resize(out.size() * 2 + 64);
-    const auto in_slice = static_cast<uInt>(std::min(in_left, kSlice));
-    const auto out_slice = static_cast<uInt>(std::min(out.size() - out_used, kSlice));
-    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in));
-    zs.avail_in = in_slice;
-    zs.next_out = reinterpret_cast<Bytef*>(out.data() + out_used);
-    zs.avail_out = out_slice;
-    const int rc = deflate(&zs, in_slice == in_left ? Z_FINISH : Z_NO_FLUSH);
-    if (rc == Z_STREAM_ERROR) throw std::runtime_error("gzip_compress: deflate failed");
-    in += in_slice - zs.avail_in;
-    in_left -= in_slice - zs.avail_in;
-    out_used += out_slice - zs.avail_out;
-    if (rc == Z_STREAM_END) break;
-  }
-  out.resize(out_used);
-  return out;
 }
 
 }  // namespace smtp

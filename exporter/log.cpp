@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <span>
+#include <vector>
 
 namespace smtp::log {
 namespace {
@@ -194,8 +196,10 @@ void configure(Level level, Format format) {
 
 bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
 
-std::string format_line(Level level, Format format, std::chrono::system_clock::time_point ts,
-                        std::string_view message, std::initializer_list<Field> fields) {
+namespace {
+
+std::string format_fields(Level level, Format format, std::chrono::system_clock::time_point ts,
+                          std::string_view message, std::span<const Field> fields) {
   std::string out;
   out.reserve(96 + message.size());
   const std::string time = format_timestamp(ts);
@@ -219,10 +223,10 @@ std::string format_line(Level level, Format format, std::chrono::system_clock::t
   return out;
 }
 
-void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+void write_fields(Level level, std::string_view message, std::span<const Field> fields) {
   if (!enabled(level)) return;
-  std::string line = format_line(level, g_format.load(std::memory_order_relaxed),
-                                 std::chrono::system_clock::now(), message, fields);
+  std::string line = format_fields(level, g_format.load(std::memory_order_relaxed),
+                                   std::chrono::system_clock::now(), message, fields);
   line += '\n';
   // One write(2) per line so that lines from threads (and processes sharing stderr) never mix;
   // the loop only matters if the kernel takes part of it (a full pipe, a signal).
@@ -236,6 +240,45 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
     }
     done += static_cast<std::size_t>(n);
   }
+}
+
+}  // namespace
+
+std::string format_line(Level level, Format format, std::chrono::system_clock::time_point ts,
+                        std::string_view message, std::initializer_list<Field> fields) {
+  return format_fields(level, format, ts, message, {fields.begin(), fields.size()});
+}
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  write_fields(level, message, {fields.begin(), fields.size()});
+}
+
+std::optional<std::uint64_t> RateLimiter::admit(std::string_view kind, Clock::time_point now) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  auto it = kinds_.find(kind);
+  if (it == kinds_.end()) {
+    kinds_.emplace(std::string(kind), Kind{now, 0});
+    return 0;
+  }
+  Kind& state = it->second;
+  if (now - state.last_line < interval_) {
+    ++state.suppressed;
+    return std::nullopt;
+  }
+  const std::uint64_t suppressed = state.suppressed;
+  state = Kind{now, 0};
+  return suppressed;
+}
+
+void RateLimiter::write(std::string_view kind, Level level, std::string_view message,
+                        std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  const std::optional<std::uint64_t> suppressed = admit(kind, Clock::now());
+  if (!suppressed) return;
+  std::vector<Field> all(fields);
+  const std::string count = std::to_string(*suppressed);
+  all.emplace_back("suppressed", count);
+  write_fields(level, message, all);
 }
 
 }  // namespace smtp::log

@@ -3,7 +3,11 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <initializer_list>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -70,5 +74,33 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
 /// (`2026-11-29T06:20:00.123Z`), then level, msg and the fields in order. Pure, for tests.
 std::string format_line(Level level, Format format, std::chrono::system_clock::time_point ts,
                         std::string_view message, std::initializer_list<Field> fields = {});
+
+/// Lets one line of each kind through per interval and counts the rest, so that a flood (an
+/// attack on the HTTP side, a spent descriptor budget) costs one line a minute, and that line
+/// says how many events it stands for. Thread-safe.
+class RateLimiter {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit RateLimiter(Clock::duration interval = std::chrono::minutes(1)) : interval_(interval) {}
+
+  /// One event of `kind` at `now`: when a line may be written, how many events of that kind
+  /// were held back since its last line; nothing when this one is held back.
+  std::optional<std::uint64_t> admit(std::string_view kind, Clock::time_point now);
+
+  /// write() if admit() lets the event through, with a last field `suppressed=N` (the events
+  /// held back since the kind's last line; 0 on its first). Held-back events are only counted.
+  void write(std::string_view kind, Level level, std::string_view message,
+             std::initializer_list<Field> fields = {});
+
+ private:
+  struct Kind {
+    Clock::time_point last_line;
+    std::uint64_t suppressed = 0;
+  };
+  const Clock::duration interval_;
+  std::mutex mutex_;
+  std::map<std::string, Kind, std::less<>> kinds_;
+};
 
 }  // namespace smtp::log

@@ -399,7 +399,55 @@ ExporterMetrics::ExporterMetrics()
               .Help("Endpoints that MX or address lookups found beyond their target's "
                     "max_endpoints, and that are therefore not probed.")
               .Register(*registry_)
-              .Add({})) {
+              .Add({})),
+      http_connections_(prometheus::BuildGauge()
+                            .Name("smtp_exporter_http_connections")
+                            .Help("HTTP connections open now.")
+                            .Register(*registry_)
+                            .Add({})),
+      http_connections_max_(
+          prometheus::BuildGauge()
+              .Name("smtp_exporter_http_connections_max")
+              .Help("Most HTTP connections open at once: the HTTP part of the open-file limit.")
+              .Register(*registry_)
+              .Add({})),
+      http_rejected_(prometheus::BuildCounter()
+                         .Name("smtp_exporter_http_connections_rejected_total")
+                         .Help("HTTP connections closed as soon as accepted: at the cap, with "
+                               "every open connection busy with a request.")
+                         .Register(*registry_)
+                         .Add({})),
+      http_pinned_bytes_(prometheus::BuildGauge()
+                             .Name("smtp_exporter_http_response_bytes_pinned")
+                             .Help("Bytes of response bodies held by unfinished writes, a body "
+                                   "shared by several connections counted once.")
+                             .Register(*registry_)
+                             .Add({})) {
+  auto& evicted =
+      prometheus::BuildCounter()
+          .Name("smtp_exporter_http_connections_evicted_total")
+          .Help(
+              "HTTP connections closed to make room: at the cap, the one waiting longest for "
+              "a request (reason idle: no byte of it yet; incomplete_request: begun); or, when "
+              "unfinished responses held too many bytes, the earliest writer (slow_reader).")
+          .Register(*registry_);
+  http_evicted_[static_cast<std::size_t>(HttpEviction::kIdle)] = &evicted.Add({{"reason", "idle"}});
+  http_evicted_[static_cast<std::size_t>(HttpEviction::kIncompleteRequest)] =
+      &evicted.Add({{"reason", "incomplete_request"}});
+  http_evicted_[static_cast<std::size_t>(HttpEviction::kSlowReader)] =
+      &evicted.Add({{"reason", "slow_reader"}});
+  auto& timed_out =
+      prometheus::BuildCounter()
+          .Name("smtp_exporter_http_connections_timed_out_total")
+          .Help(
+              "HTTP connections closed for taking too long: no complete request within the "
+              "request timeout (stage request), or no byte of a response taken within the "
+              "write-stall timeout (stage response).")
+          .Register(*registry_);
+  http_timed_out_[static_cast<std::size_t>(HttpTimeout::kRequest)] =
+      &timed_out.Add({{"stage", "request"}});
+  http_timed_out_[static_cast<std::size_t>(HttpTimeout::kResponse)] =
+      &timed_out.Add({{"stage", "response"}});
   prometheus::BuildGauge()
       .Name("smtp_exporter_build_info")
       .Help("The exporter's version and the revision it was built from.")
@@ -426,6 +474,14 @@ void ExporterMetrics::set_shard(std::size_t index, std::size_t count) {
 
 void ExporterMetrics::observe_schedule_lag(std::chrono::nanoseconds lag) {
   schedule_lag_.Observe(seconds(lag));
+}
+
+void ExporterMetrics::http_connection_evicted(HttpEviction why) {
+  http_evicted_[static_cast<std::size_t>(why)]->Increment();
+}
+
+void ExporterMetrics::http_connection_timed_out(HttpTimeout what) {
+  http_timed_out_[static_cast<std::size_t>(what)]->Increment();
 }
 
 std::string ExporterMetrics::render() const {

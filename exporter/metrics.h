@@ -21,6 +21,7 @@
 #include <prometheus/registry.h>
 
 #include "exporter/config.h"
+#include "exporter/http_observer.h"
 #include "exporter/process_metrics.h"
 #include "probes/probe_result.h"
 
@@ -123,8 +124,9 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
 /// Appends `smtp_mx_hosts` and `smtp_mx_preference` for every MX target that was looked up.
 void render_mx_series(const std::vector<MxSeries>& groups, std::string& out);
 
-/// The exporter's own metrics, in a prometheus-cpp registry.
-class ExporterMetrics {
+/// The exporter's own metrics, in a prometheus-cpp registry. Also what the HTTP server reports
+/// about its connections (the HttpObserver calls).
+class ExporterMetrics final : public HttpObserver {
  public:
   ExporterMetrics();
 
@@ -137,6 +139,20 @@ class ExporterMetrics {
   /// A lookup found `count` endpoints more than its target's max_endpoints.
   void count_endpoints_over_limit(std::size_t count) {
     endpoints_over_limit_.Increment(static_cast<double>(count));
+  }
+  /// The HTTP connection cap (the HTTP part of the open-file budget).
+  void set_http_connections_max(std::size_t count) {
+    http_connections_max_.Set(static_cast<double>(count));
+  }
+
+  void http_connections(std::size_t open) override {
+    http_connections_.Set(static_cast<double>(open));
+  }
+  void http_connection_rejected() override { http_rejected_.Increment(); }
+  void http_connection_evicted(HttpEviction why) override;
+  void http_connection_timed_out(HttpTimeout what) override;
+  void http_pinned_bytes(std::size_t bytes) override {
+    http_pinned_bytes_.Set(static_cast<double>(bytes));
   }
 
   /// prometheus-cpp's text rendering of this registry and the process metrics (thread-safe).
@@ -151,6 +167,12 @@ class ExporterMetrics {
   prometheus::Gauge& in_flight_;
   prometheus::Histogram& schedule_lag_;
   prometheus::Counter& endpoints_over_limit_;
+  prometheus::Gauge& http_connections_;
+  prometheus::Gauge& http_connections_max_;
+  prometheus::Counter& http_rejected_;
+  std::array<prometheus::Counter*, 3> http_evicted_{};    // by HttpEviction
+  std::array<prometheus::Counter*, 2> http_timed_out_{};  // by HttpTimeout
+  prometheus::Gauge& http_pinned_bytes_;
 };
 
 }  // namespace smtp

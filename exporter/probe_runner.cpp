@@ -112,9 +112,18 @@ struct ProbeRunner::Core {
                {{"target", group.config->name}, {"endpoints", listed}});
   }
 
-  static void log_failure(const Endpoint& endpoint, const ProbeResult& result) {
+  void log_failure(const Endpoint& endpoint, const ProbeResult& result) {
     if (!log::enabled(log::Level::kWarn)) return;
     const std::string where = format_host_port(endpoint.probe->host, endpoint.probe->port);
+    if (result.failure == FailureReason::kExporterOverloaded) {
+      // It hits every probe alike while it lasts: one line a minute, not one per probe.
+      overload_log.write(
+          "exporter_overloaded", log::Level::kWarn,
+          "probes cannot get a socket: the exporter's open-file limit is spent "
+          "(not the mail servers' fault)",
+          {{"target", endpoint.config->name}, {"endpoint", where}, {"err", result.error_detail}});
+      return;
+    }
     const std::string_view phase = result.failed_phase ? phase_name(*result.failed_phase) : "";
     log::write(log::Level::kWarn, "probe failed",
                {{"target", endpoint.config->name},
@@ -156,6 +165,7 @@ struct ProbeRunner::Core {
   // Replaced at every apply; probes and lookups in flight keep theirs through their own copy.
   std::shared_ptr<Resolver> resolver;
   asio::steady_timer wakeup;
+  log::RateLimiter overload_log;
   bool started = false;
   bool stopped = false;
 };
@@ -193,7 +203,7 @@ asio::awaitable<void> probe_endpoint(Core core, std::shared_ptr<Endpoint> endpoi
   ProbeResult result = co_await std::move(probing);
   if (endpoint->removed || core->stopped) co_return;
   record_probe(endpoint->series, result, *config, unix_now());
-  if (!result.success()) ProbeRunner::Core::log_failure(*endpoint, result);
+  if (!result.success()) core->log_failure(*endpoint, result);
 }
 
 asio::awaitable<void> refresh_group(Core core, std::shared_ptr<LookupGroup> group,

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "exporter/http_server.h"
 #include "exporter/metrics.h"
+#include "exporter/metrics_endpoint.h"
 #include "probes/banner.h"
 #include "probes/ehlo.h"
 #include "probes/reply.h"

@@ -1,7 +1,7 @@
 #include "exporter/http_server.h"
 
+#include <dlfcn.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -18,6 +19,25 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "exporter/metrics_endpoint.h"
+
+// A machine without IPv6, for the listener's fallback: while set, socket(AF_INET6, ...) fails
+// as on a kernel built or booted without it. This definition takes the place of libc's for the
+// whole test program; it forwards every other call.
+namespace {
+std::atomic<bool> g_refuse_ipv6{false};
+}  // namespace
+
+extern "C" int socket(int domain, int type, int protocol) {
+  using Socket = int (*)(int, int, int);
+  static const auto real = reinterpret_cast<Socket>(dlsym(RTLD_NEXT, "socket"));
+  if (domain == AF_INET6 && g_refuse_ipv6.load()) {
+    errno = EAFNOSUPPORT;
+    return -1;
+  }
+  return real(domain, type, protocol);
+}
 
 namespace smtp {
 namespace {
@@ -28,9 +48,13 @@ using testing::HasSubstr;
 using namespace std::chrono_literals;
 
 // Not a timing expectation: only so that a broken server fails a test instead of hanging it.
-// Well under the server's 30 s idle timeout, so that a connection that only that timeout closes
-// does not pass for one that stop() closed.
+// Well under the server's default timeouts, so that a connection that only a timeout closes
+// does not pass for one that the server closed on purpose.
 constexpr auto kHangGuard = 10s;
+
+// Large enough that no kernel buffers hold all of it (a socket's send buffer grows to 4 MiB on
+// loopback): a client that does not read leaves the write unfinished.
+constexpr std::size_t kPageBytes = std::size_t{8} << 20;
 
 std::string to_string(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -52,6 +76,44 @@ std::string gunzip(std::string_view data) {
   inflateEnd(&zs);
   return complete ? out : "<inflate failed>";
 }
+
+// Polls `condition` until it holds or the hang guard runs out.
+template <typename Condition>
+bool eventually(Condition condition) {
+  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Counts what the server reports; read from the test's thread while the server runs.
+class CountingObserver final : public HttpObserver {
+ public:
+  void http_connections(std::size_t open) override { open_ = open; }
+  void http_connection_rejected() override { ++rejected_; }
+  void http_connection_evicted(HttpEviction why) override {
+    ++evicted_[static_cast<std::size_t>(why)];
+  }
+  void http_connection_timed_out(HttpTimeout what) override {
+    ++timed_out_[static_cast<std::size_t>(what)];
+  }
+  void http_pinned_bytes(std::size_t bytes) override { pinned_ = bytes; }
+
+  std::size_t open() const { return open_; }
+  int rejected() const { return rejected_; }
+  int evicted(HttpEviction why) const { return evicted_[static_cast<std::size_t>(why)]; }
+  int timed_out(HttpTimeout what) const { return timed_out_[static_cast<std::size_t>(what)]; }
+  std::size_t pinned() const { return pinned_; }
+
+ private:
+  std::atomic<std::size_t> open_{0};
+  std::atomic<int> rejected_{0};
+  std::array<std::atomic<int>, 3> evicted_{};
+  std::array<std::atomic<int>, 2> timed_out_{};
+  std::atomic<std::size_t> pinned_{0};
+};
 
 // A blocking HTTP client on its own io_context, driven from the test's thread while the server
 // runs on another.
@@ -121,20 +183,27 @@ class Client {
   error_code connect_error_;
 };
 
-// A plain blocking socket, for tests that need more connections than an io_context per client
-// allows. The receive timeout only guards against a hang.
+// How many bytes a full response with a body of `body_bytes` takes, once its head has arrived.
+std::size_t full_response_size(const std::string& received, std::size_t body_bytes) {
+  const auto end = received.find("\r\n\r\n");
+  return end == std::string::npos ? SIZE_MAX : end + 4 + body_bytes;
+}
+
+// A plain blocking socket, for tests that hold many connections, or connections that do not
+// read. The receive timeout only guards against a hang.
 class RawConnection {
  public:
-  explicit RawConnection(const tcp::endpoint& endpoint) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // `receive_buffer`: if not 0, a small receive buffer, so that a peer that does not read
+  // stops taking bytes soon.
+  explicit RawConnection(const tcp::endpoint& endpoint, int receive_buffer = 0) {
+    fd_ = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     timeval guard{};
     guard.tv_sec = std::chrono::seconds(kHangGuard).count();
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(endpoint.port());
-    address.sin_addr.s_addr = htonl(endpoint.address().to_v4().to_uint());
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    if (receive_buffer != 0) {
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
+    connected_ = connect(fd_, endpoint.data(), endpoint.size()) == 0;
   }
   ~RawConnection() {
     if (fd_ >= 0) close(fd_);
@@ -142,15 +211,17 @@ class RawConnection {
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
 
+  bool connected() const { return connected_; }
+
+  bool send_raw(const std::string& bytes) {
+    return connected_ && ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+                             static_cast<ssize_t>(bytes.size());
+  }
+
   // Sends a GET for /hello and reads until its body has arrived; false if the server closed
   // the connection instead.
   bool get_hello() {
-    if (!connected_) return false;
-    const std::string request = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
-    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
-        static_cast<ssize_t>(request.size())) {
-      return false;
-    }
+    if (!send_raw("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")) return false;
     std::string received;
     char chunk[512];
     while (received.find("hello world\n") == std::string::npos) {
@@ -159,6 +230,43 @@ class RawConnection {
       received.append(chunk, static_cast<std::size_t>(n));
     }
     return true;
+  }
+
+  // Reads until `marker` has arrived; false if the server closed the connection first.
+  bool receive_until(std::string_view marker) {
+    std::string received;
+    char chunk[512];
+    while (received.find(marker) == std::string::npos) {
+      const ssize_t n = recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) return false;
+      received.append(chunk, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // Reads a whole response whose body has `body_bytes` bytes, or what came before the server
+  // closed the connection.
+  std::string read_response(std::size_t body_bytes) {
+    std::string received;
+    std::vector<char> chunk(1 << 16);
+    while (received.size() < full_response_size(received, body_bytes)) {
+      const ssize_t n = recv(fd_, chunk.data(), chunk.size(), 0);
+      if (n <= 0) break;
+      received.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+    return received;
+  }
+
+  // Reads everything until the server closes the connection; true if it did (end of stream or
+  // reset), false if it was still open when the hang guard ran out.
+  bool closed_by_server(std::string* received = nullptr) {
+    std::vector<char> chunk(1 << 16);
+    for (;;) {
+      const ssize_t n = recv(fd_, chunk.data(), chunk.size(), 0);
+      if (n == 0) return true;
+      if (n < 0) return errno == ECONNRESET;
+      if (received != nullptr) received->append(chunk.data(), static_cast<std::size_t>(n));
+    }
   }
 
  private:
@@ -186,49 +294,87 @@ std::string big_text() {
 class HttpServerTest : public testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<HttpServer>(
-        io_.get_executor(), tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), 0));
-    server_->handle("/hello", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      HttpResponse response;
-      response.body = "hello world\n";
-      response.headers["X-Extra"] = "yes";
-      co_return response;
-    });
-    server_->handle("/echo", [this](const HttpRequest& request) -> asio::awaitable<HttpResponse> {
-      ++calls_;
-      HttpResponse response;
-      response.body = "method=" + request.method + "\npath=" + request.path + "\n";
-      for (const auto& [key, value] : request.query) {
-        response.body += "q[" + key + "]=" + value + "\n";
-      }
-      response.body += std::string("gzip=") + (request.accepts_gzip ? "1" : "0") + "\n";
-      co_return response;
-    });
-    server_->handle("/big", [](const HttpRequest& request) -> asio::awaitable<HttpResponse> {
-      HttpResponse response;
-      response.body = big_text();
-      if (request.accepts_gzip) {
-        response.body = gzip_compress(response.body);
-        response.gzipped = true;
-      }
-      co_return response;
-    });
-    server_->handle("/throws", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      throw std::runtime_error("handler failed");
-      co_return HttpResponse{};
-    });
-    server_->handle("/teapot", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      HttpResponse response;
-      response.status = 418;
-      response.content_type = "application/json";
-      response.body = "{}";
-      co_return response;
-    });
+    options_.observer = &observer_;
+    server_ = std::make_unique<HttpServer>(io_.get_executor(), listen_address_, options_);
+    server_->handle("/hello", {http::verb::get},
+                    [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      HttpResponse response;
+                      response.body = "hello world\n";
+                      response.headers["X-Extra"] = "yes";
+                      co_return response;
+                    });
+    server_->handle("/echo", {http::verb::get, http::verb::post},
+                    [this](const HttpRequest& request) -> asio::awaitable<HttpResponse> {
+                      ++calls_;
+                      std::string body =
+                          "method=" + request.method + "\npath=" + request.path + "\n";
+                      for (const auto& [key, value] : request.query) {
+                        body += "q[" + key + "]=" + value + "\n";
+                      }
+                      body += std::string("gzip=") + (request.accepts_gzip ? "1" : "0") + "\n";
+                      HttpResponse response;
+                      response.body = std::move(body);
+                      co_return response;
+                    });
+    server_->handle("/reload", {http::verb::post},
+                    [this](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      ++calls_;
+                      co_return HttpResponse{};
+                    });
+    server_->handle("/big", {http::verb::get},
+                    [](const HttpRequest& request) -> asio::awaitable<HttpResponse> {
+                      HttpResponse response;
+                      response.body = big_text();
+                      if (request.accepts_gzip) {
+                        response.body = gzip_compress(big_text());
+                        response.gzipped = true;
+                      }
+                      co_return response;
+                    });
+    // The same bytes to every client, as /metrics shares one rendered page.
+    server_->handle("/shared", {http::verb::get},
+                    [this](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      HttpResponse response;
+                      response.body = shared_page_;
+                      co_return response;
+                    });
+    // A page of its own for every request, as a new scrape generation would be.
+    server_->handle("/page", {http::verb::get},
+                    [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      HttpResponse response;
+                      response.body = std::string(kPageBytes, 'p');
+                      co_return response;
+                    });
+    // Holds every request until the test opens the gate.
+    server_->handle("/gate", {http::verb::get},
+                    [this](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      ++waiting_at_gate_;
+                      error_code ec;
+                      co_await gate_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                      HttpResponse response;
+                      response.body = "through\n";
+                      co_return response;
+                    });
+    server_->handle("/throws", {http::verb::get},
+                    [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      throw std::runtime_error("handler failed");
+                      co_return HttpResponse{};
+                    });
+    server_->handle("/teapot", {http::verb::get},
+                    [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+                      HttpResponse response;
+                      response.status = 418;
+                      response.content_type = "application/json";
+                      response.body = "{}";
+                      co_return response;
+                    });
+    gate_.expires_at(std::chrono::steady_clock::time_point::max());
     server_->start();
     runner_ = std::async(std::launch::async, [this] { io_.run(); });
   }
 
   void TearDown() override {
+    open_gate();
     if (server_) server_->stop();
     EXPECT_TRUE(run_returned()) << "io_context::run() did not return after stop()";
     server_.reset();
@@ -242,9 +388,20 @@ class HttpServerTest : public testing::Test {
     return false;
   }
 
+  void open_gate() {
+    asio::post(io_, [this] { gate_.cancel(); });
+  }
+
   tcp::endpoint endpoint() const { return server_->local_endpoint(); }
 
   asio::io_context io_;
+  ListenAddress listen_address_{tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), 0)};
+  HttpServerOptions options_;
+  CountingObserver observer_;
+  std::shared_ptr<const std::string> shared_page_ =
+      std::make_shared<const std::string>(kPageBytes, 's');
+  asio::steady_timer gate_{io_};
+  std::atomic<int> waiting_at_gate_{0};
   std::unique_ptr<HttpServer> server_;
   std::future<void> runner_;
   std::atomic<int> calls_{0};
@@ -368,22 +525,11 @@ TEST_F(HttpServerTest, GzippedResponseInflatesToTheOriginal) {
   EXPECT_EQ(plain.body(), big_text());
 }
 
-TEST_F(HttpServerTest, AcceptEncodingIsParsedForGzip) {
+TEST_F(HttpServerTest, AcceptEncodingReachesTheHandler) {
   Client client(endpoint());
   const std::pair<const char*, bool> cases[] = {
-      {"gzip", true},
-      {"GZip", true},
-      {"deflate, br", false},
       {"br;q=1.0, gzip;q=0.5", true},
-      {"gzip;q=0", false},
-      {"gzip; q=0.000", false},
-      {"*", true},
-      {"*;q=0", false},
       {"gzip;q=0, *", false},
-      {"identity", false},
-      {"x-gzip", true},
-      {"", false},
-      {"gzipper", false},
   };
   for (const auto& [header, expected] : cases) {
     auto request = make_request(http::verb::get, "/echo");
@@ -471,39 +617,6 @@ TEST_F(HttpServerTest, ExpectContinueIsAnswered) {
   EXPECT_THAT(response.body(), HasSubstr("method=POST\n"));
 }
 
-TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
-  constexpr std::size_t kCap = 512;  // the server's limit
-  // Both ends of every connection live in this process.
-  rlimit limit{};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
-  constexpr rlim_t kNeeded = 2 * kCap + 200;
-  if (limit.rlim_cur < kNeeded && limit.rlim_max >= kNeeded) {
-    limit.rlim_cur = kNeeded;
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
-  }
-  if (limit.rlim_cur < kNeeded) GTEST_SKIP() << "needs " << kNeeded << " file descriptors";
-
-  std::vector<std::unique_ptr<RawConnection>> open;
-  for (std::size_t i = 0; i < kCap; ++i) {
-    open.push_back(std::make_unique<RawConnection>(endpoint()));
-    ASSERT_TRUE(open.back()->get_hello()) << "connection " << i;
-  }
-  RawConnection over(endpoint());
-  EXPECT_FALSE(over.get_hello());
-
-  // A freed place is taken again, once the server has seen the close.
-  open.pop_back();
-  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  bool served = false;
-  while (!served && std::chrono::steady_clock::now() < deadline) {
-    served = RawConnection(endpoint()).get_hello();
-    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  EXPECT_TRUE(served);
-  // The ones under the cap were never disturbed.
-  EXPECT_TRUE(open.front()->get_hello());
-}
-
 TEST_F(HttpServerTest, StopClosesIdleConnectionsAndLetsRunReturn) {
   Client served(endpoint());
   EXPECT_EQ(served.exchange(make_request(http::verb::get, "/hello")).result_int(), 200);
@@ -531,64 +644,213 @@ TEST_F(HttpServerTest, ServerMayBeDestroyedRightAfterStop) {
 TEST(HttpServerStopTest, StopBeforeRunLetsRunReturn) {
   asio::io_context io;
   HttpServer server(io.get_executor(), tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), 0));
-  server.handle(
-      "/", [](const HttpRequest&) -> asio::awaitable<HttpResponse> { co_return HttpResponse{}; });
+  server.handle("/", {http::verb::get}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return HttpResponse{};
+  });
   server.start();
   server.stop();
   io.run_for(kHangGuard);
   EXPECT_TRUE(io.stopped()) << "io_context::run() did not run out of work after stop()";
 }
 
-TEST(ParseListenAddressTest, AcceptsTheUsualForms) {
-  const auto v4 = parse_listen_address("127.0.0.1:9101");
-  EXPECT_EQ(v4.address(), asio::ip::make_address("127.0.0.1"));
-  EXPECT_EQ(v4.port(), 9101);
-
-  const auto v6 = parse_listen_address("[::1]:9102");
-  EXPECT_EQ(v6.address(), asio::ip::make_address("::1"));
-  EXPECT_EQ(v6.port(), 9102);
-
-  const auto any = parse_listen_address(":9103");
-  EXPECT_EQ(any.address(), asio::ip::make_address("0.0.0.0"));
-  EXPECT_EQ(any.port(), 9103);
-
-  EXPECT_EQ(parse_listen_address("localhost:80").address(), asio::ip::make_address("127.0.0.1"));
-  EXPECT_EQ(parse_listen_address("LocalHost:80").address(), asio::ip::make_address("127.0.0.1"));
-  EXPECT_EQ(parse_listen_address("0.0.0.0:0").port(), 0);
-  EXPECT_EQ(parse_listen_address("[::]:65535").address(), asio::ip::make_address("::"));
-  EXPECT_EQ(parse_listen_address("[::]:65535").port(), 65535);
+TEST_F(HttpServerTest, EachRouteAnswersOnlyItsMethodsAnd405NamesThem) {
+  Client client(endpoint());
+  struct Case {
+    std::string method;
+    std::string target;
+    std::string allow;
+  };
+  const Case cases[] = {
+      {"DELETE", "/hello", "GET, HEAD"},
+      {"TRACE", "/hello", "GET, HEAD"},
+      {"FOO", "/hello", "GET, HEAD"},
+      {"POST", "/hello", "GET, HEAD"},
+      {"PUT", "/reload", "POST"},
+      {"GET", "/reload", "POST"},
+      {"HEAD", "/reload", "POST"},
+      {"PUT", "/echo", "GET, HEAD, POST"},
+      {"OPTIONS", "/echo", "GET, HEAD, POST"},
+  };
+  for (const Case& c : cases) {
+    ASSERT_FALSE(client.write_raw(c.method + " " + c.target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    http::response<http::string_body> response;
+    ASSERT_FALSE(client.receive(response, c.method == "HEAD")) << c.method << " " << c.target;
+    EXPECT_EQ(response.result_int(), 405) << c.method << " " << c.target;
+    EXPECT_EQ(to_string(response[http::field::allow]), c.allow) << c.method << " " << c.target;
+    EXPECT_TRUE(response.keep_alive());
+  }
+  EXPECT_EQ(calls_.load(), 0);
+  // The methods a route takes still pass, on the same connection.
+  EXPECT_EQ(client.exchange(make_request(http::verb::post, "/reload")).result_int(), 200);
+  EXPECT_EQ(client.exchange(make_request(http::verb::head, "/hello")).result_int(), 200);
+  EXPECT_EQ(client.exchange(make_request(http::verb::post, "/echo")).result_int(), 200);
+  EXPECT_EQ(calls_.load(), 2);
+  // An unknown path stays 404 whatever the method.
+  EXPECT_EQ(client.exchange(make_request(http::verb::delete_, "/nope")).result_int(), 404);
 }
 
-TEST(ParseListenAddressTest, RejectsInvalidAddressesWithAClearMessage) {
-  for (const char* text :
-       {"", "9101", "example.com:80", "::1:80", "[::1]", "[::1]80", "[::1:80",
-        "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x", "127.0.0.1: 80",
-        "[127.0.0.1]:80", "[]:80", "1.2.3:80", "localhost:http"}) {
-    try {
-      parse_listen_address(text);
-      ADD_FAILURE() << "accepted \"" << text << "\"";
-    } catch (const std::invalid_argument& error) {
-      EXPECT_THAT(error.what(), HasSubstr("invalid listen address \"" + std::string(text) + "\""));
-    }
+TEST_F(HttpServerTest, OneSharedBodyIsWrittenToManyConnectionsWithoutACopy) {
+  constexpr long kReaders = 4;
+  std::vector<std::unique_ptr<RawConnection>> readers;
+  for (long i = 0; i < kReaders; ++i) {
+    readers.push_back(std::make_unique<RawConnection>(endpoint(), 4096));
+    ASSERT_TRUE(readers.back()->send_raw("GET /shared HTTP/1.1\r\nHost: x\r\n\r\n"));
   }
-  try {
-    parse_listen_address("example.com:80");
-  } catch (const std::invalid_argument& error) {
-    EXPECT_THAT(error.what(), HasSubstr("not resolved"));
+  // Nobody reads yet: every write is unfinished and holds the page itself, not a copy of it.
+  EXPECT_TRUE(eventually([&] { return shared_page_.use_count() == 1 + kReaders; }))
+      << shared_page_.use_count();
+  EXPECT_TRUE(eventually([&] { return observer_.pinned() == kPageBytes; })) << observer_.pinned();
+  for (const auto& reader : readers) {
+    const std::string received = reader->read_response(kPageBytes);
+    ASSERT_EQ(received.size(), full_response_size(received, kPageBytes));
+    EXPECT_EQ(received.substr(received.size() - kPageBytes), *shared_page_);
   }
+  EXPECT_TRUE(eventually([&] { return shared_page_.use_count() == 1; }));
+  EXPECT_TRUE(eventually([&] { return observer_.pinned() == 0; }));
 }
 
-TEST(GzipTest, RoundTrips) {
-  std::string binary;
-  for (std::size_t i = 0; i < 300000; ++i) binary.push_back(static_cast<char>(i * 7919 % 251));
-  for (const std::string& original : {std::string(), std::string("a"), big_text(), binary}) {
-    const std::string compressed = gzip_compress(original);
-    ASSERT_GE(compressed.size(), 18u);  // gzip header and trailer
-    EXPECT_EQ(static_cast<unsigned char>(compressed[0]), 0x1f);
-    EXPECT_EQ(static_cast<unsigned char>(compressed[1]), 0x8b);
-    EXPECT_EQ(gunzip(compressed), original);
+class HttpServerCapTest : public HttpServerTest {
+ protected:
+  HttpServerCapTest() { options_.max_connections = 3; }
+};
+
+TEST_F(HttpServerCapTest, AtTheCapTheConnectionWaitingLongestIsEvicted) {
+  RawConnection a(endpoint());
+  RawConnection b(endpoint());
+  RawConnection c(endpoint());
+  ASSERT_TRUE(a.connected() && b.connected() && c.connected());
+  ASSERT_TRUE(eventually([&] { return observer_.open() == 3; }));
+
+  RawConnection d(endpoint());
+  EXPECT_TRUE(d.get_hello());
+  EXPECT_TRUE(a.closed_by_server());
+  EXPECT_TRUE(eventually([&] { return observer_.evicted(HttpEviction::kIdle) == 1; }));
+  // b was not disturbed; once served, it waits again at the end of the line: after c and d.
+  EXPECT_TRUE(b.get_hello());
+  RawConnection e(endpoint());
+  EXPECT_TRUE(e.get_hello());
+  EXPECT_TRUE(c.closed_by_server());
+  EXPECT_TRUE(eventually([&] { return observer_.evicted(HttpEviction::kIdle) == 2; }));
+  EXPECT_TRUE(b.get_hello());
+  EXPECT_TRUE(d.get_hello());
+  EXPECT_EQ(observer_.rejected(), 0);
+  EXPECT_TRUE(eventually([&] { return observer_.open() == 3; }));
+}
+
+TEST_F(HttpServerCapTest, AtTheCapWithEveryConnectionBusyANewOneIsRejected) {
+  std::vector<std::unique_ptr<RawConnection>> busy;
+  for (int i = 0; i < 3; ++i) {
+    busy.push_back(std::make_unique<RawConnection>(endpoint()));
+    ASSERT_TRUE(busy.back()->send_raw("GET /gate HTTP/1.1\r\nHost: x\r\n\r\n"));
   }
-  EXPECT_LT(gzip_compress(big_text()).size(), big_text().size() / 5);
+  ASSERT_TRUE(eventually([&] { return waiting_at_gate_ == 3; }));
+  RawConnection late(endpoint());
+  EXPECT_TRUE(late.closed_by_server());
+  EXPECT_TRUE(eventually([&] { return observer_.rejected() == 1; }));
+  EXPECT_EQ(observer_.evicted(HttpEviction::kIdle), 0);
+  open_gate();
+  for (const auto& connection : busy) EXPECT_TRUE(connection->receive_until("through\n"));
+}
+
+class HttpServerTimeoutTest : public HttpServerTest {
+ protected:
+  HttpServerTimeoutTest() {
+    options_.request_timeout = 100ms;
+    options_.write_stall_timeout = 100ms;
+    options_.send_buffer_bytes = 64 * 1024;
+  }
+};
+
+TEST_F(HttpServerTimeoutTest, ARequestNotCompleteInTimeIsClosed) {
+  RawConnection silent(endpoint());
+  RawConnection slowloris(endpoint());
+  ASSERT_TRUE(slowloris.send_raw("GET /hello HTTP/1.1\r\nHost: x\r\n"));  // no end of header
+  EXPECT_TRUE(silent.closed_by_server());
+  EXPECT_TRUE(slowloris.closed_by_server());
+  EXPECT_TRUE(eventually([&] { return observer_.timed_out(HttpTimeout::kRequest) == 2; }));
+  EXPECT_TRUE(eventually([&] { return observer_.open() == 0; }));
+}
+
+TEST_F(HttpServerTimeoutTest, AReaderThatTakesNoBytesIsDropped) {
+  RawConnection reader(endpoint(), 4096);
+  ASSERT_TRUE(reader.send_raw("GET /page HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(eventually([&] { return observer_.timed_out(HttpTimeout::kResponse) == 1; }));
+  std::string received;
+  EXPECT_TRUE(reader.closed_by_server(&received));
+  EXPECT_LT(received.size(), full_response_size(received, kPageBytes));
+  // What the kernel queued for it is bounded by the send buffer (doubled by Linux) and the
+  // reader's own receive buffer; with autotuning it would have been megabytes.
+  EXPECT_LT(received.size(), 512u * 1024);
+  EXPECT_TRUE(eventually([&] { return observer_.pinned() == 0; }));
+}
+
+class HttpServerPinTest : public HttpServerTest {
+ protected:
+  HttpServerPinTest() { options_.max_pinned_bytes = kPageBytes + kPageBytes / 2; }
+};
+
+TEST_F(HttpServerPinTest, PastThePinnedBytesBoundTheEarliestWriterIsClosed) {
+  RawConnection slow(endpoint(), 4096);
+  ASSERT_TRUE(slow.send_raw("GET /page HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(eventually([&] { return observer_.pinned() == kPageBytes; }));
+  // A second page would pin two: the first writer goes, the new one is served in full.
+  RawConnection fast(endpoint());
+  ASSERT_TRUE(fast.send_raw("GET /page HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string full = fast.read_response(kPageBytes);
+  ASSERT_EQ(full.size(), full_response_size(full, kPageBytes));
+  EXPECT_EQ(full.substr(full.size() - kPageBytes), std::string(kPageBytes, 'p'));
+  EXPECT_TRUE(eventually([&] { return observer_.evicted(HttpEviction::kSlowReader) == 1; }));
+  std::string partial;
+  EXPECT_TRUE(slow.closed_by_server(&partial));
+  EXPECT_LT(partial.size(), full_response_size(partial, kPageBytes));
+}
+
+// True if this machine can bind [::1] (IPv6 loopback configured).
+bool has_ipv6_loopback() {
+  asio::io_context io;
+  tcp::acceptor probe(io);
+  error_code ec;
+  probe.open(tcp::v6(), ec);
+  if (!ec) probe.bind(tcp::endpoint(asio::ip::make_address("::1"), 0), ec);
+  return !ec;
+}
+
+class HttpServerDualStackTest : public HttpServerTest {
+ protected:
+  HttpServerDualStackTest() { listen_address_ = parse_listen_address(":0"); }
+};
+
+TEST_F(HttpServerDualStackTest, AnEmptyHostListensOnIpv6AndIpv4) {
+  if (!has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback (::1) on this machine";
+  EXPECT_EQ(endpoint().address(), asio::ip::make_address("::"));
+  RawConnection v4(tcp::endpoint(asio::ip::make_address("127.0.0.1"), endpoint().port()));
+  EXPECT_TRUE(v4.get_hello());
+  RawConnection v6(tcp::endpoint(asio::ip::make_address("::1"), endpoint().port()));
+  EXPECT_TRUE(v6.get_hello());
+
+  // 0.0.0.0 keeps its meaning: IPv4 alone.
+  HttpServer v4_only(io_.get_executor(), parse_listen_address("0.0.0.0:0"));
+  RawConnection refused(
+      tcp::endpoint(asio::ip::make_address("::1"), v4_only.local_endpoint().port()));
+  EXPECT_FALSE(refused.connected());
+}
+
+class HttpServerWithoutIpv6Test : public HttpServerTest {
+ protected:
+  HttpServerWithoutIpv6Test() {
+    g_refuse_ipv6 = true;
+    listen_address_ = parse_listen_address(":0");
+  }
+  ~HttpServerWithoutIpv6Test() override { g_refuse_ipv6 = false; }
+};
+
+TEST_F(HttpServerWithoutIpv6Test, AnEmptyHostFallsBackToIpv4) {
+  EXPECT_EQ(endpoint().address(), asio::ip::make_address("0.0.0.0"));
+  RawConnection v4(tcp::endpoint(asio::ip::make_address("127.0.0.1"), endpoint().port()));
+  EXPECT_TRUE(v4.get_hello());
+  // An explicit [::] has no fallback: it was asked for by name.
+  EXPECT_THROW(HttpServer(io_.get_executor(), parse_listen_address("[::]:0")),
+               boost::system::system_error);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -191,6 +192,52 @@ TEST(Write, WritesOneLineInTheConfiguredFormatAndFiltersByLevel) {
   EXPECT_NE(second.find(" level=error msg=\"also shown\" k=v\n"), std::string::npos) << second;
   EXPECT_EQ(second.back(), '\n');
   EXPECT_EQ(second.find('\n'), second.size() - 1);
+}
+
+TEST(RateLimiter, LetsOneEventPerIntervalThroughAndCountsTheRest) {
+  RateLimiter limiter(std::chrono::minutes(1));
+  const RateLimiter::Clock::time_point t0{std::chrono::hours(1)};
+  EXPECT_EQ(limiter.admit("evicted", t0), 0u);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 1s), std::nullopt);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 30s), std::nullopt);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 59s), std::nullopt);
+  // A minute after the last line: through, with the three held back since.
+  EXPECT_EQ(limiter.admit("evicted", t0 + 60s), 3u);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 61s), std::nullopt);
+  // The interval runs from the last line written, not from the last event.
+  EXPECT_EQ(limiter.admit("evicted", t0 + 119s), std::nullopt);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 120s), 2u);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 1h), 0u);
+}
+
+TEST(RateLimiter, KindsAreLimitedSeparately) {
+  RateLimiter limiter(std::chrono::minutes(1));
+  const RateLimiter::Clock::time_point t0{std::chrono::hours(1)};
+  EXPECT_EQ(limiter.admit("evicted", t0), 0u);
+  EXPECT_EQ(limiter.admit("rejected", t0), 0u);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 1s), std::nullopt);
+  EXPECT_EQ(limiter.admit("exporter_overloaded", t0 + 1s), 0u);
+  EXPECT_EQ(limiter.admit("rejected", t0 + 60s), 0u);
+  EXPECT_EQ(limiter.admit("evicted", t0 + 60s), 1u);
+}
+
+TEST(RateLimiter, WritesTheFirstLineWithItsCountAndHoldsBackTheRest) {
+  const std::string out = capture_stderr([] {
+    configure(Level::kInfo, Format::kLogfmt);
+    RateLimiter limiter(std::chrono::hours(1));
+    for (int i = 0; i < 100; ++i) {
+      limiter.write("rejected", Level::kWarn, "connection rejected", {{"max", "512"}});
+    }
+    limiter.write("evicted", Level::kWarn, "connection evicted");
+    limiter.write("hidden", Level::kDebug, "below the level");
+  });
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  EXPECT_NE(out.find(" level=warn msg=\"connection rejected\" max=512 suppressed=0\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(" level=warn msg=\"connection evicted\" suppressed=0\n"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("below the level"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -261,6 +261,46 @@ TEST(MetricsTest, ExporterMetricsRenderWithPrometheusCpp) {
   EXPECT_THAT(metrics.render(), HasSubstr("smtp_exporter_config_last_reload_successful 0"));
 }
 
+TEST(MetricsTest, ExporterMetricsCountWhatTheHttpServerReports) {
+  ExporterMetrics metrics;
+  // Every series exists from the start, at 0, so that rate() and alerts see the first event.
+  std::string text = metrics.render();
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections 0\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections_rejected_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections_evicted_total{reason=\"idle\"} 0\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_exporter_http_connections_timed_out_total{stage=\"response\"} 0\n"));
+
+  HttpObserver& observer = metrics;
+  metrics.set_http_connections_max(56);
+  observer.http_connections(7);
+  observer.http_connection_rejected();
+  observer.http_connection_rejected();
+  observer.http_connection_evicted(HttpEviction::kIdle);
+  observer.http_connection_evicted(HttpEviction::kIncompleteRequest);
+  observer.http_connection_evicted(HttpEviction::kIncompleteRequest);
+  observer.http_connection_evicted(HttpEviction::kSlowReader);
+  observer.http_connection_timed_out(HttpTimeout::kRequest);
+  observer.http_connection_timed_out(HttpTimeout::kResponse);
+  observer.http_connection_timed_out(HttpTimeout::kResponse);
+  observer.http_pinned_bytes(6000000);
+  text = metrics.render();
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections 7\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections_max 56\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections_rejected_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_connections_evicted_total{reason=\"idle\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("smtp_exporter_http_connections_evicted_total{reason=\"incomplete_request\"} 2\n"));
+  EXPECT_THAT(
+      text, HasSubstr("smtp_exporter_http_connections_evicted_total{reason=\"slow_reader\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_exporter_http_connections_timed_out_total{stage=\"request\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("smtp_exporter_http_connections_timed_out_total{stage=\"response\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("smtp_exporter_http_response_bytes_pinned 6000000\n"));
+}
+
 }  // namespace
 }  // namespace smtp
 

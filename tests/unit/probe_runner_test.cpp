@@ -143,6 +143,37 @@ TEST_F(ProbeRunnerTest, AFailedProbeLogNamesTheEndpointAndItsAddress) {
       << log;
 }
 
+TEST_F(ProbeRunnerTest, AnOverloadedExporterLogsOnceAMinuteNotOncePerProbe) {
+  int calls = 0;
+  ProbeRunner runner(
+      io_.get_executor(), metrics_,
+      {.max_concurrency = 2,
+       .probe = [&calls](const ProbeTarget&, ProbeOptions) -> asio::awaitable<ProbeResult> {
+         ++calls;
+         ProbeResult result;
+         result.failure = FailureReason::kExporterOverloaded;
+         result.failed_phase = Phase::kConnect;
+         result.error_detail = "connect: no socket";
+         co_return result;
+       }});
+  Config config;
+  config.targets = {address_target("a"), address_target("b")};
+  runner.apply(config);
+  runner.start();
+  const std::string log = smtp::testing::capture_stderr(
+      [&] { ASSERT_TRUE(run_until(io_, [&] { return calls >= 10; })); });
+  std::size_t lines = 0;
+  for (auto at = log.find("open-file limit is spent"); at != std::string::npos;
+       at = log.find("open-file limit is spent", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_EQ(log.find("msg=\"probe failed\""), std::string::npos) << log;
+  const TargetSeries* a = series_of(runner, "a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_GE(a->probes_by_result[static_cast<std::size_t>(FailureReason::kExporterOverloaded)], 1u);
+}
+
 TEST_F(ProbeRunnerTest, AReloadDuringASlowLookupIsNotUndoneByIt) {
   // The old config's lookup answers late with mx-old; the reload's answer (mx-new) must stay.
   FakeDnsServer dns;
