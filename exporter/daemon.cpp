@@ -13,6 +13,7 @@
 #include "exporter/http_server.h"
 #include "exporter/log.h"
 #include "exporter/metrics.h"
+#include "exporter/probe_endpoint.h"
 #include "exporter/probe_runner.h"
 
 namespace smtp {
@@ -79,6 +80,8 @@ class Daemon {
             },
             [this](Config loaded) { apply(std::move(loaded), "config reloaded"); },
             [this](const ConfigReloader::Outcome& outcome) { report_reload(outcome); }),
+        probe_endpoint_(metrics_, {.timeout_offset = options.probe_timeout_offset,
+                                   .resolver = [this] { return runner_.resolver(); }}),
         http_(io_.get_executor(), parse_listen_address(options.listen_address)) {
     apply(std::move(config), "config loaded");
     metrics_.set_config_reload(true, unix_now());
@@ -107,7 +110,9 @@ class Daemon {
   /// Makes `config` the running one and says when its first probes are due: a new user who
   /// scrapes at once sees no target until then.
   void apply(Config config, std::string_view what) {
+    ProbeEndpointConfig probe = std::move(config.probe);
     const ApplySummary summary = runner_.apply(std::move(config));
+    probe_endpoint_.apply(std::move(probe));
     log::write(log::Level::kInfo, what,
                {{"targets", summary.targets},
                 {"new_endpoints", summary.endpoints_added},
@@ -161,6 +166,8 @@ class Daemon {
 
   void route() {
     http_.handle("/metrics", [this](const HttpRequest& request) { return serve_metrics(request); });
+    http_.handle("/probe",
+                 [this](const HttpRequest& request) { return probe_endpoint_.serve(request); });
     http_.handle("/-/healthy", [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
       co_return plain_response(200, "Healthy\n");
     });
@@ -208,6 +215,7 @@ class Daemon {
   ProbeRunner runner_;
   ConfigReloader reloader_;
   std::optional<ConfigWatcher> watcher_;
+  ProbeEndpoint probe_endpoint_;
   HttpServer http_;
 };
 

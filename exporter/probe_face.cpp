@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstdarg>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -19,6 +20,23 @@ double milliseconds(std::chrono::nanoseconds d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
+/// printf into `out`: the report's columns are printf's.
+[[gnu::format(printf, 2, 3)]] void appendf(std::string& out, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  va_list again;
+  va_copy(again, args);
+  const int needed = std::vsnprintf(nullptr, 0, format, args);
+  va_end(args);
+  if (needed > 0) {
+    const std::size_t at = out.size();
+    out.resize(at + static_cast<std::size_t>(needed) + 1);
+    std::vsnprintf(out.data() + at, static_cast<std::size_t>(needed) + 1, format, again);
+    out.resize(at + static_cast<std::size_t>(needed));
+  }
+  va_end(again);
+}
+
 std::string_view direction_marker(TranscriptLine::Direction direction) {
   switch (direction) {
     case TranscriptLine::Direction::kSent:
@@ -31,48 +49,55 @@ std::string_view direction_marker(TranscriptLine::Direction direction) {
   return "??";
 }
 
-void print_text(const ProbeTarget& target, const ProbeResult& result) {
-  std::printf("probe %s port %u\n", target.host.c_str(), static_cast<unsigned>(target.port));
-  if (!result.peer.empty()) std::printf("peer  %s\n", result.peer.c_str());
-  std::printf("\ndialogue:\n");
+}  // namespace
+
+std::string format_probe_report(const ProbeTarget& target, const ProbeResult& result) {
+  std::string out;
+  appendf(out, "probe %s port %u\n", target.host.c_str(), static_cast<unsigned>(target.port));
+  if (!result.peer.empty()) appendf(out, "peer  %s\n", result.peer.c_str());
+  appendf(out, "\ndialogue:\n");
   for (const TranscriptLine& line : result.transcript) {
-    std::printf("  %9.3f ms  %s %s\n", milliseconds(line.at),
-                direction_marker(line.direction).data(), line.text.c_str());
+    appendf(out, "  %9.3f ms  %s %s\n", milliseconds(line.at),
+            direction_marker(line.direction).data(), line.text.c_str());
   }
-  if (result.transcript_truncated) std::printf("  ... (transcript truncated)\n");
-  std::printf("\nphases:\n");
+  if (result.transcript_truncated) appendf(out, "  ... (transcript truncated)\n");
+  appendf(out, "\nphases:\n");
   for (std::size_t i = 0; i < kPhaseCount; ++i) {
     if (result.phase_durations[i]) {
-      std::printf("  %-14s %9.3f ms\n", phase_name(static_cast<Phase>(i)).data(),
-                  milliseconds(*result.phase_durations[i]));
+      appendf(out, "  %-14s %9.3f ms\n", phase_name(static_cast<Phase>(i)).data(),
+              milliseconds(*result.phase_durations[i]));
     }
   }
-  std::printf("  %-14s %9.3f ms\n", "total", milliseconds(result.total));
+  appendf(out, "  %-14s %9.3f ms\n", "total", milliseconds(result.total));
   if (result.greeting_latency) {
-    std::printf("\ngreeting latency %.3f ms\n", milliseconds(*result.greeting_latency));
+    appendf(out, "\ngreeting latency %.3f ms\n", milliseconds(*result.greeting_latency));
   }
   if (result.banner) {
-    std::printf("banner hostname  %s\nsoftware         %s\n", result.banner->hostname.c_str(),
-                result.banner->software.c_str());
+    appendf(out, "banner hostname  %s\nsoftware         %s\n", result.banner->hostname.c_str(),
+            result.banner->software.c_str());
   }
-  std::printf("greeting code    %d\nquit code        %d\n", result.greeting_code, result.quit_code);
+  appendf(out, "greeting code    %d\nquit code        %d\n", result.greeting_code,
+          result.quit_code);
   if (result.starttls_advertised) {
-    std::printf("STARTTLS offered %s\n", *result.starttls_advertised ? "yes" : "no");
+    appendf(out, "STARTTLS offered %s\n", *result.starttls_advertised ? "yes" : "no");
   }
   if (result.tls) {
-    std::printf(
-        "TLS              %s %s\ncertificate      %s, expires %.0f (Unix time)\n",
+    appendf(
+        out, "TLS              %s %s\ncertificate      %s, expires %.0f (Unix time)\n",
         result.tls->version.c_str(), result.tls->cipher.c_str(),
         result.tls->verified ? "verified" : ("not verified: " + result.tls->verify_error).c_str(),
         result.tls->earliest_not_after);
   }
   if (result.success()) {
-    std::printf("\nverdict: success\n");
+    appendf(out, "\nverdict: success\n");
   } else {
-    std::printf("\nverdict: %s%s%s\n", reason_name(result.failure).data(),
-                result.error_detail.empty() ? "" : " - ", result.error_detail.c_str());
+    appendf(out, "\nverdict: %s%s%s\n", reason_name(result.failure).data(),
+            result.error_detail.empty() ? "" : " - ", result.error_detail.c_str());
   }
+  return out;
 }
+
+namespace {
 
 void print_json(const ProbeTarget& target, const ProbeResult& result) {
   nlohmann::json out;
@@ -175,7 +200,7 @@ int run_probe_face(const ProbeFaceOptions& options) {
   if (options.json) {
     print_json(target, result);
   } else {
-    print_text(target, result);
+    std::fputs(format_probe_report(target, result).c_str(), stdout);
   }
   return result.success() ? 0 : 1;
 }

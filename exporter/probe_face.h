@@ -2,6 +2,8 @@
 /// The probe face: `smtp_exporter probe HOST[:PORT]`, one probe for a person at a terminal.
 #include <string>
 
+#include "probes/smtp_probe.h"
+
 namespace CLI {
 class App;
 }
@@ -18,6 +20,10 @@ struct ProbeFaceOptions {
   bool insecure_skip_verify = false;
   bool json = false;
 };
+
+/// What the face prints for a person: the target, the dialogue, every phase, the facts and the
+/// verdict (also /probe's debug answer).
+std::string format_probe_report(const ProbeTarget& target, const ProbeResult& result);
 
 /// Declares the face's arguments on its subcommand.
 void add_probe_face_options(CLI::App& command, ProbeFaceOptions& options);
