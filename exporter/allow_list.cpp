@@ -220,21 +220,32 @@ Admission AllowList::admit_target(std::string_view host, std::uint16_t port) con
       verdict.reason = address.to_string() + " is " + std::string(kUnspecified);
       return verdict;
     }
-    const AllowRule* closest = nullptr;
+    const AllowRule* closest = nullptr;     // holds the address, but not the port
+    const AllowRule* names_only = nullptr;  // holds the address, but lists hosts
     for (const AllowRule& rule : rules_) {
       const bool inside = std::any_of(rule.networks.begin(), rule.networks.end(),
                                       [&](const IpNetwork& n) { return n.contains(address); });
       if (!inside) continue;
-      if (rule.admits_port(port)) {
+      if (!rule.hosts.empty()) {
+        // Its networks say where its names may point; an address matches no host pattern.
+        if (!names_only) names_only = &rule;
+      } else if (rule.admits_port(port)) {
         verdict.admitted = true;
         verdict.reason = rule_text(rule) + " admits " + address.to_string();
         return verdict;
+      } else if (!closest) {
+        closest = &rule;
       }
-      if (!closest) closest = &rule;
     }
-    verdict.reason = closest ? not_this_port(*closest, address.to_string(), port)
-                             : "no rule of probe.allowed_targets admits " + address.to_string() +
-                                   " (it is in none of their networks)";
+    const std::string no_rule = "no rule of probe.allowed_targets admits " + address.to_string();
+    if (closest) {
+      verdict.reason = not_this_port(*closest, address.to_string(), port);
+    } else if (names_only) {
+      verdict.reason = no_rule + " (" + rule_text(*names_only) +
+                       " lists hosts: its networks admit only what those names resolve to)";
+    } else {
+      verdict.reason = no_rule + " (it is in none of their networks)";
+    }
     return verdict;
   }
 

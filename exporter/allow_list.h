@@ -36,10 +36,12 @@ struct PortRange {
 /// The ports a rule admits when it lists none: SMTP, implicit TLS and submission.
 inline constexpr std::uint16_t kDefaultAllowedPorts[] = {25, 465, 587};
 
-/// One rule: a target is admitted by it when its port is one of `ports`, and
-/// - an IP literal lies in one of `networks` (host patterns never match an IP literal);
+/// One rule. Every key it has must hold: a target is admitted by it when its port is one of
+/// `ports`, and
 /// - a name matches one of `hosts`, and, when the rule lists networks, every address the name
-///   resolves to lies in one of them (a rule without networks admits whatever it resolves to).
+///   resolves to lies in one of them (a rule without networks admits whatever it resolves to);
+/// - an IP literal lies in one of `networks` of a rule without `hosts` (an address matches no
+///   host pattern).
 /// A rule without `hosts` admits no name at all, so no name is looked up for it.
 struct AllowRule {
   std::string name;                // for messages: the rule's `name`, or "allowed_targets[N]"

@@ -206,6 +206,17 @@ TEST(AllowList, HostPatternsNeverAdmitAnAddress) {
   EXPECT_TRUE(list.admit_target("anything.example", 25).admitted);
 }
 
+TEST(AllowList, ARuleWithHostsAndNetworksAdmitsNamesOnly) {
+  // Both keys must hold: its networks are where its names may point, not addresses to probe.
+  const AllowList list({rule("mail", {"*.example.org"}, {"192.0.2.0/24"})});
+  const Admission verdict = list.admit_target("192.0.2.25", 25);
+  EXPECT_FALSE(verdict.admitted);
+  EXPECT_EQ(verdict.reason,
+            "no rule of probe.allowed_targets admits 192.0.2.25 (rule \"mail\" lists hosts: its "
+            "networks admit only what those names resolve to)");
+  EXPECT_TRUE(list.admit_target("mx1.example.org", 25).admitted);
+}
+
 TEST(AllowList, LoopbackAndMetadataAreTheRulesDecision) {
   // Not special-cased: denied unless a rule names them, admitted when one does.
   const AllowList mail({rule("mail", {}, {"192.0.2.0/24"})});
