@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "exporter/allow_list.h"
 #include "probes/smtp_probe.h"
 #include "probes/tls.h"
 
@@ -60,9 +61,25 @@ struct DnsConfig {
   std::vector<std::string> servers;  // "ip:port"; empty: the system's resolver
 };
 
+/// The module a /probe request without `module=` uses; a config that defines no module of this
+/// name gets one made of `defaults`.
+inline constexpr std::string_view kDefaultModule = "smtp";
+
+/// What /probe needs: the `modules` and the `probe` section.
+struct ProbeEndpointConfig {
+  /// A module is a target without an address: its probe settings (timeout, helo_name, tls,
+  /// tls_config and its context, ip_protocol) are set, and `name` is the module's name.
+  std::map<std::string, TargetConfig, std::less<>> modules;
+  /// `probe.allowed_targets`: empty admits nothing.
+  AllowList allowed_targets;
+  /// `probe.max_concurrent`: /probe requests probing at once; more are answered 503.
+  std::size_t max_concurrent = 32;
+};
+
 struct Config {
   std::vector<TargetConfig> targets;
   DnsConfig dns;
+  ProbeEndpointConfig probe;
 };
 
 /// Parses YAML text; `source` is the file name used in error messages.

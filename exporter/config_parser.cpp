@@ -124,6 +124,11 @@ struct SettingField {
   void (*read)(const Parser& parser, const Entry& entry, Settings& settings);
 };
 
+// The settings a /probe module takes: the probe's, not the schedule's or the lookups'.
+constexpr std::array<std::string_view, 5> kModuleKeys = {"timeout", "helo_name", "tls",
+                                                         "tls_config", "ip_protocol"};
+constexpr std::size_t kMaxProbeConcurrency = 4096;
+
 // Keys only a target has.
 constexpr std::array<std::string_view, 6> kTargetOnlyKeys = {"name", "address",         "mx",
                                                              "port", "expect_hostname", "labels"};
@@ -140,14 +145,21 @@ class Parser {
     Config config;
     defaults_.helo_name = default_helo_name;
     // An empty file: an exporter with nothing to probe, like an empty `targets` list.
-    if (!root || root.IsNull()) return config;
-    const Where top{line_of(root), ""};
-    if (!root.IsMap()) fail(top, "expected a map at the top level, got " + node_kind(root));
-
-    const Entries entries = entries_of(root, top, {"defaults", "targets", "dns"});
-    if (const Entry* e = find(entries, "defaults")) parse_defaults(*e);
-    if (const Entry* e = find(entries, "targets")) parse_targets(*e, config.targets);
-    if (const Entry* e = find(entries, "dns")) parse_dns(*e, config.dns);
+    if (root && !root.IsNull()) {
+      const Where top{line_of(root), ""};
+      if (!root.IsMap()) fail(top, "expected a map at the top level, got " + node_kind(root));
+      const Entries entries =
+          entries_of(root, top, {"defaults", "targets", "dns", "modules", "probe"});
+      if (const Entry* e = find(entries, "defaults")) parse_defaults(*e);
+      if (const Entry* e = find(entries, "targets")) parse_targets(*e, config.targets);
+      if (const Entry* e = find(entries, "dns")) parse_dns(*e, config.dns);
+      if (const Entry* e = find(entries, "modules")) parse_modules(*e, config.probe.modules);
+      if (const Entry* e = find(entries, "probe")) parse_probe(*e, config.probe);
+    }
+    if (!config.probe.modules.contains(kDefaultModule)) {
+      config.probe.modules.emplace(kDefaultModule,
+                                   module_config(std::string(kDefaultModule), defaults_, {}));
+    }
     return config;
   }
 
@@ -583,6 +595,124 @@ class Parser {
       }
       dns.servers.push_back(format_host_port(parsed.host, parsed.port));
     }
+  }
+
+  // --- /probe: `modules` and `probe` ---------------------------------------------------
+
+  // Each module starts as a copy of the defaults, as a target does, and takes the probe
+  // settings (not the schedule's) from the same field table.
+  void parse_modules(const Entry& entry, std::map<std::string, TargetConfig, std::less<>>& out) {
+    const YAML::Node& map = map_or_null(entry);
+    if (map.IsNull()) return;
+    for (const Entry& e : entries_of(map, entry.where, {})) {
+      if (e.key.empty() || e.key.size() > kMaxTargetNameBytes || !is_utf8(e.key, false)) {
+        fail(e.where, "a module name must be 1 to " + std::to_string(kMaxTargetNameBytes) +
+                          " bytes of printable UTF-8");
+      }
+      Settings settings = defaults_;
+      const YAML::Node& module = map_or_null(e);
+      if (!module.IsNull()) read_settings(entries_of(module, e.where, kModuleKeys), settings);
+      out.emplace(e.key, module_config(e.key, settings, e.where));
+    }
+  }
+
+  TargetConfig module_config(std::string name, const Settings& settings, const Where& where) {
+    TargetConfig module;
+    module.name = std::move(name);
+    module.timeout = settings.timeout.value;
+    module.helo_name = settings.helo_name;
+    module.tls = settings.tls;
+    module.ip_protocol = settings.ip_protocol;
+    module.tls_config = settings.tls_config;
+    if (module.tls != TlsMode::kNone) {
+      module.tls_context =
+          tls_context(settings.tls_config, settings.tls_config_where.value_or(where));
+    }
+    return module;
+  }
+
+  void parse_probe(const Entry& entry, ProbeEndpointConfig& probe) const {
+    const YAML::Node& map = map_or_null(entry);
+    if (map.IsNull()) return;
+    const Entries entries = entries_of(map, entry.where, {"allowed_targets", "max_concurrent"});
+    if (const Entry* e = find(entries, "max_concurrent")) {
+      probe.max_concurrent = count(*e, kMaxProbeConcurrency);
+    }
+    if (const Entry* e = find(entries, "allowed_targets")) {
+      probe.allowed_targets = AllowList(allow_rules(*e));
+    }
+  }
+
+  // The items of a list, each with its own place (`path[i]`) for messages.
+  std::vector<Entry> items(const Entry& entry, std::string_view what) const {
+    std::vector<Entry> out;
+    if (entry.value.IsNull()) return out;
+    if (!entry.value.IsSequence()) {
+      fail(entry.where,
+           "expected a list of " + std::string(what) + ", got " + node_kind(entry.value));
+    }
+    for (auto it = entry.value.begin(); it != entry.value.end(); ++it) {
+      const int line = line_of(*it) ? line_of(*it) : entry.where.line;
+      out.push_back(
+          Entry{"", *it, Where{line, entry.where.path + "[" + std::to_string(out.size()) + "]"}});
+    }
+    return out;
+  }
+
+  std::vector<AllowRule> allow_rules(const Entry& entry) const {
+    std::vector<AllowRule> rules;
+    std::map<std::string, int> name_lines;
+    for (const Entry& item : items(entry, "rules")) {
+      if (!item.value.IsMap()) {
+        fail(item.where, "expected a map describing a rule, got " + node_kind(item.value));
+      }
+      const Entries entries =
+          entries_of(item.value, item.where, {"name", "hosts", "networks", "ports"});
+      AllowRule rule;
+      rule.name = "allowed_targets[" + std::to_string(rules.size()) + "]";
+      for (const Entry& e : entries) {
+        if (e.key == "name") {
+          rule.name = target_name(e);
+          const auto [first, inserted] = name_lines.emplace(rule.name, e.where.line);
+          if (!inserted) {
+            fail(e.where, "duplicate rule name " + quote(rule.name) + ", first defined at line " +
+                              std::to_string(first->second));
+          }
+        } else if (e.key == "hosts") {
+          for (const Entry& host : items(e, "host patterns")) {
+            std::string& pattern = rule.hosts.emplace_back();
+            if (auto problem = parse_host_pattern(scalar(host, "a host pattern"), pattern)) {
+              fail(host.where, *problem);
+            }
+          }
+        } else if (e.key == "networks") {
+          for (const Entry& network : items(e, "networks")) {
+            if (auto problem = parse_network(scalar(network, "a network such as 192.0.2.0/24"),
+                                             rule.networks.emplace_back())) {
+              fail(network.where, *problem);
+            }
+          }
+        } else if (e.key == "ports") {
+          for (const Entry& port : items(e, "ports")) {
+            if (auto problem = parse_port_range(scalar(port, "a port or a range"),
+                                                rule.ports.emplace_back())) {
+              fail(port.where, *problem);
+            }
+          }
+          if (rule.ports.empty()) {
+            fail(e.where, "must list at least one port (leave it out for 25, 465 and 587)");
+          }
+        }
+      }
+      if (rule.hosts.empty() && rule.networks.empty()) {
+        fail(item.where, "a rule needs \"hosts\", \"networks\" or both");
+      }
+      if (!find(entries, "ports")) {
+        for (const std::uint16_t port : kDefaultAllowedPorts) rule.ports.push_back({port, port});
+      }
+      rules.push_back(std::move(rule));
+    }
+    return rules;
   }
 
   std::string_view source_;

@@ -13,6 +13,7 @@
 #include "exporter/log.h"
 #include "exporter/metrics.h"
 #include "exporter/metrics_endpoint.h"
+#include "exporter/probe_endpoint.h"
 #include "exporter/probe_runner.h"
 #include "exporter/wall_clock.h"
 
@@ -49,6 +50,8 @@ class Daemon {
             },
             [this](Config loaded) { apply(std::move(loaded), "config reloaded"); },
             [this](const ConfigReloader::Outcome& outcome) { report_reload(outcome); }),
+        probe_endpoint_(metrics_, {.timeout_offset = options.probe_timeout_offset,
+                                   .resolver = [this] { return runner_.resolver(); }}),
         http_(io_.get_executor(), parse_listen_address(options.listen_address),
               {.max_connections = fd_budget_.http_connections, .observer = &metrics_}),
         metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
@@ -86,7 +89,9 @@ class Daemon {
   /// Makes `config` the running one and says when its first probes are due: a new user who
   /// scrapes at once sees no target until then.
   void apply(Config config, std::string_view what) {
+    ProbeEndpointConfig probe = std::move(config.probe);
     const ApplySummary summary = runner_.apply(std::move(config));
+    probe_endpoint_.apply(std::move(probe));
     log::write(log::Level::kInfo, what,
                {{"targets", summary.targets},
                 {"new_endpoints", summary.endpoints_added},
@@ -142,6 +147,8 @@ class Daemon {
     using beast::http::verb;  // GET brings HEAD; any other method is 405 with Allow
     http_.handle("/metrics", {verb::get},
                  [this](const HttpRequest& request) { return metrics_endpoint_.serve(request); });
+    http_.handle("/probe", {verb::get},
+                 [this](const HttpRequest& request) { return probe_endpoint_.serve(request); });
     http_.handle("/-/healthy", {verb::get},
                  [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
                    co_return text_response(200, "Healthy\n");
@@ -173,6 +180,7 @@ class Daemon {
   ProbeRunner runner_;
   ConfigReloader reloader_;
   std::optional<ConfigWatcher> watcher_;
+  ProbeEndpoint probe_endpoint_;
   HttpServer http_;
   MetricsEndpoint metrics_endpoint_;
 };

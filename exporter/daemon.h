@@ -21,6 +21,8 @@ struct DaemonOptions {
   Shard shard;                      // the part of the targets this replica probes
   /// How often the config file is checked for changes (0: never; SIGHUP and /-/reload only).
   std::chrono::milliseconds auto_reload_interval{0};
+  /// Taken from Prometheus's scrape timeout to get a /probe's deadline (--probe.timeout-offset).
+  std::chrono::milliseconds probe_timeout_offset{500};
 };
 
 /// Loads `config_file`, or the embedded default config if there is none, and keeps the targets

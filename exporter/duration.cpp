@@ -1,6 +1,8 @@
 #include "exporter/duration.h"
 
 #include <array>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -74,6 +76,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     next_unit = index + 1;
   }
   return std::chrono::milliseconds(total);
+}
+
+std::optional<std::chrono::milliseconds> parse_duration_or_seconds(std::string_view text) {
+  if (auto duration = parse_duration(text)) return duration;
+  double seconds = 0;
+  const auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), seconds, std::chars_format::fixed);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
+      !std::isfinite(seconds) || seconds < 0 || seconds * 1000 > static_cast<double>(kMaxMillis)) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(std::llround(seconds * 1000));
 }
 
 std::string format_duration(std::chrono::milliseconds duration) {

@@ -41,6 +41,11 @@ HttpRequest make_request(const http::request<http::string_body>& message) {
     accept_encoding.append(to_std(it->value())).push_back(',');
   }
   request.accepts_gzip = parse_accepts_gzip(accept_encoding);
+  for (const auto& field : message) {
+    std::string& value = request.headers[ascii_lowered(to_std(field.name_string()))];
+    if (!value.empty()) value += ", ";
+    value += to_std(field.value());
+  }
   return request;
 }
 

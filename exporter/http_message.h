@@ -14,6 +14,8 @@ struct HttpRequest {
   std::string path;    // without the query string
   std::map<std::string, std::string> query;  // decoded; the last value wins
   bool accepts_gzip = false;                 // Accept-Encoding names gzip
+  /// Every header, by lower-case name; a repeated header's values joined with ", ".
+  std::map<std::string, std::string> headers;
 };
 
 /// A response body: immutable bytes, shared by every connection that writes them, so that one

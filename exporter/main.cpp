@@ -57,6 +57,12 @@ int main(int argc, char** argv) {
                  "Check the config file this often and reload it when its content changed "
                  "(follows symlinks, as Kubernetes ConfigMaps swap them). 0s: never.")
       ->capture_default_str();
+  std::string probe_timeout_offset = "500ms";
+  app.add_option("--probe.timeout-offset", probe_timeout_offset,
+                 "Taken from Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) "
+                 "to get a /probe's deadline, as blackbox_exporter's --timeout-offset: a "
+                 "duration, or seconds (0.5).")
+      ->capture_default_str();
   std::optional<std::size_t> shard_index;
   app.add_option("--shard.count", serve.shard.count,
                  "Replicas sharing this config: each probes only the targets it owns "
@@ -110,6 +116,14 @@ int main(int argc, char** argv) {
     return smtp::kExitBadArguments;
   }
   serve.auto_reload_interval = interval.value_or(std::chrono::milliseconds(0));
+  const std::optional<std::chrono::milliseconds> offset =
+      smtp::parse_duration_or_seconds(probe_timeout_offset);
+  if (!offset) {
+    std::cerr << "smtp_exporter: --probe.timeout-offset: invalid duration \""
+              << probe_timeout_offset << "\" (expected e.g. 500ms, 1s or 0.5)\n";
+    return smtp::kExitBadArguments;
+  }
+  serve.probe_timeout_offset = *offset;
   if (serve.shard.count > 1) {
     if (!shard_index) shard_index = smtp::hostname_ordinal(smtp::machine_hostname());
     if (!shard_index || *shard_index >= serve.shard.count) {

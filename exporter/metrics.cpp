@@ -77,18 +77,22 @@ void append_header(std::string& out, std::string_view name, std::string_view typ
   out.push_back('\n');
 }
 
-/// One sample line: name{target labels[,extra]} value
+/// One sample line: name{target labels[,extra]} value, or `name value` without labels (a /probe
+/// answer's series have none).
 template <typename Number>
 void append_sample(std::string& out, std::string_view name, const TargetSeries& series,
                    std::string_view extra_labels, Number value) {
   out += name;
-  out.push_back('{');
-  out += series.labels;
-  if (!extra_labels.empty()) {
-    if (!series.labels.empty()) out.push_back(',');
-    out += extra_labels;
+  if (!series.labels.empty() || !extra_labels.empty()) {
+    out.push_back('{');
+    out += series.labels;
+    if (!extra_labels.empty()) {
+      if (!series.labels.empty()) out.push_back(',');
+      out += extra_labels;
+    }
+    out.push_back('}');
   }
-  out += "} ";
+  out += " ";
   append_number(out, value);
   out.push_back('\n');
 }
@@ -364,6 +368,37 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
                [](const TargetSeries& s) { return s.last_probe_timestamp_seconds; });
 }
 
+void render_blackbox_series(const ProbeResult& result, int ip_protocol, std::string& out) {
+  const auto gauge = [&out](std::string_view name, std::string_view help, std::string_view labels,
+                            double value) {
+    append_header(out, name, "gauge", help);
+    out += name;
+    out += labels;
+    out.push_back(' ');
+    append_number(out, value);
+    out.push_back('\n');
+  };
+  gauge("probe_success", "Whether the probe succeeded (blackbox_exporter's name).", {},
+        result.success() ? 1 : 0);
+  gauge("probe_duration_seconds", "How long the probe took, in seconds.", {},
+        seconds(result.total));
+  if (const auto lookup = result.phase(Phase::kResolve)) {
+    gauge("probe_dns_lookup_time_seconds", "How long the DNS lookup took, in seconds.", {},
+          seconds(*lookup));
+  }
+  gauge("probe_ip_protocol", "The IP protocol of the probe's connection (4 or 6; 0: none).", {},
+        ip_protocol);
+  if (result.tls) {
+    gauge("probe_ssl_earliest_cert_expiry",
+          "The earliest notAfter of the presented certificate chain, in Unix seconds.", {},
+          result.tls->earliest_not_after);
+    std::string labels = "{";
+    append_label(labels, "version", result.tls->version);
+    labels.push_back('}');
+    gauge("probe_tls_version_info", "The negotiated TLS version.", labels, 1);
+  }
+}
+
 ExporterMetrics::ExporterMetrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       reload_successful_(prometheus::BuildGauge()
@@ -422,7 +457,12 @@ ExporterMetrics::ExporterMetrics()
                              .Help("Bytes of response bodies held by unfinished writes, a body "
                                    "shared by several connections counted once.")
                              .Register(*registry_)
-                             .Add({})) {
+                             .Add({})),
+      probe_requests_(prometheus::BuildCounter()
+                          .Name("smtp_exporter_probe_requests_total")
+                          .Help("/probe requests by HTTP status: 200 probed, 400 bad request, "
+                                "403 not admitted by probe.allowed_targets, 503 too many at once.")
+                          .Register(*registry_)) {
   auto& evicted =
       prometheus::BuildCounter()
           .Name("smtp_exporter_http_connections_evicted_total")
@@ -470,6 +510,10 @@ void ExporterMetrics::set_shard(std::size_t index, std::size_t count) {
       .Register(*registry_)
       .Add({{"index", std::to_string(index)}, {"count", std::to_string(count)}})
       .Set(1);
+}
+
+void ExporterMetrics::count_probe_request(int status) {
+  probe_requests_.Add({{"code", std::to_string(status)}}).Increment();
 }
 
 void ExporterMetrics::observe_schedule_lag(std::chrono::nanoseconds lag) {

@@ -124,6 +124,12 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
 /// Appends `smtp_mx_hosts` and `smtp_mx_preference` for every MX target that was looked up.
 void render_mx_series(const std::vector<MxSeries>& groups, std::string& out);
 
+/// Appends blackbox_exporter's names for what one /probe answer's probe found, where they mean
+/// what ours do (so its users' alerts keep working): probe_success, probe_duration_seconds,
+/// probe_dns_lookup_time_seconds, probe_ip_protocol (`ip_protocol`: 4, 6, or 0 for none) and,
+/// once a handshake completed, probe_ssl_earliest_cert_expiry and probe_tls_version_info.
+void render_blackbox_series(const ProbeResult& result, int ip_protocol, std::string& out);
+
 /// The exporter's own metrics, in a prometheus-cpp registry. Also what the HTTP server reports
 /// about its connections (the HttpObserver calls).
 class ExporterMetrics final : public HttpObserver {
@@ -155,6 +161,9 @@ class ExporterMetrics final : public HttpObserver {
     http_pinned_bytes_.Set(static_cast<double>(bytes));
   }
 
+  /// One /probe request answered with HTTP `status`.
+  void count_probe_request(int status);
+
   /// prometheus-cpp's text rendering of this registry and the process metrics (thread-safe).
   std::string render() const;
 
@@ -173,6 +182,7 @@ class ExporterMetrics final : public HttpObserver {
   std::array<prometheus::Counter*, 3> http_evicted_{};    // by HttpEviction
   std::array<prometheus::Counter*, 2> http_timed_out_{};  // by HttpTimeout
   prometheus::Gauge& http_pinned_bytes_;
+  prometheus::Family<prometheus::Counter>& probe_requests_;
 };
 
 }  // namespace smtp

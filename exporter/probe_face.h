@@ -6,6 +6,8 @@
 #include "probes/probe_result.h"
 #include "probes/smtp_probe.h"
 
+#include "probes/smtp_probe.h"
+
 namespace CLI {
 class App;
 }

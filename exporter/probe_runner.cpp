@@ -333,6 +333,7 @@ SeriesSnapshot ProbeRunner::snapshot() const {
   return snapshot;
 }
 
+std::shared_ptr<Resolver> ProbeRunner::resolver() const { return core_->resolver; }
 const TargetSet& ProbeRunner::targets() const { return core_->targets; }
 const Schedule& ProbeRunner::schedule() const { return core_->schedule; }
 

@@ -57,6 +57,9 @@ class ProbeRunner {
   /// Every series, copied for a scrape.
   SeriesSnapshot snapshot() const;
 
+  /// The running config's DNS resolver (for /probe's lookups, on the same executor).
+  std::shared_ptr<Resolver> resolver() const;
+
   const TargetSet& targets() const;
   const Schedule& schedule() const;
 

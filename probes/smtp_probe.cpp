@@ -215,12 +215,18 @@ class Session {
       single = tcp::endpoint(literal, target_.port);
     } else {
       ResolveResult resolved;
-      if (options_.resolver != nullptr) {
-        resolved = co_await options_.resolver->resolve_host(target_.host, target_.port, deadline_);
+      if (!target_.addresses.empty()) {
+        // Looked up and vetted by the caller: a second lookup could answer otherwise.
+        resolved.endpoints = target_.addresses;
       } else {
-        resolved = co_await resolve_host(target_.host, target_.port, deadline_);
+        if (options_.resolver != nullptr) {
+          resolved =
+              co_await options_.resolver->resolve_host(target_.host, target_.port, deadline_);
+        } else {
+          resolved = co_await resolve_host(target_.host, target_.port, deadline_);
+        }
+        set_phase(Phase::kResolve, began);
       }
-      set_phase(Phase::kResolve, began);
       if (resolved.timed_out) {
         fail(FailureReason::kResolveTimeout, Phase::kResolve, "resolving " + target_.host);
         co_return false;

@@ -40,6 +40,11 @@ struct ProbeTarget {
   /// starts every ProbeOptions::connection_attempt_delay (or as soon as one fails) and the
   /// first to connect wins.
   IpProtocol ip_protocol = IpProtocol::kAny;
+  /// Addresses the caller has already looked up (and vetted): connected to (after the
+  /// ip_protocol filter) instead of looking `host` up again, which then only names the server
+  /// for TLS. No `resolve` phase is recorded. Empty: `host` is looked up, unless it is an IP
+  /// literal.
+  std::vector<tcp::endpoint> addresses;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // the whole probe's deadline
 };
 

@@ -633,8 +633,7 @@ start_prometheus() {
   local work=$1 port=$2 scrape=$3
   shift 3
   local dir=$work/prometheus rule_files=''
-  command -v prometheus >/dev/null || fail "prometheus is not installed ($INSTALL_HINT)"
-  mkdir -p "$dir/data"
+  mkdir -p "$dir"
   (($#)) && rule_files=$'rule_files:\n'$(printf '  - %s\n' "$@")
   cat >"$dir/prometheus.yml" <<EOF
 global:
@@ -647,11 +646,22 @@ scrape_configs:
     static_configs:
       - targets: ['$scrape']
 EOF
-  spawn prometheus "$dir/prometheus.log" prometheus --config.file="$dir/prometheus.yml" \
+  start_prometheus_config "$work" "$port" "$dir/prometheus.yml"
+  log "Prometheus scrapes $scrape"
+}
+
+# start_prometheus_config WORKDIR PORT CONFIG: Prometheus with a whole config of the caller's
+# (scrape jobs of its own, such as /probe's relabelling); its TSDB in WORKDIR/prometheus/data.
+start_prometheus_config() {
+  local work=$1 port=$2 config=$3
+  local dir=$work/prometheus
+  command -v prometheus >/dev/null || fail "prometheus is not installed ($INSTALL_HINT)"
+  mkdir -p "$dir/data"
+  spawn prometheus "$dir/prometheus.log" prometheus --config.file="$config" \
     --storage.tsdb.path="$dir/data" --web.listen-address="127.0.0.1:$port"
   PROMETHEUS_PID=$SPAWNED_PID
   wait_until 30 "Prometheus /-/ready on 127.0.0.1:$port" _prom_ready "$port"
-  log "Prometheus up on 127.0.0.1:$port, scraping $scrape"
+  log "Prometheus up on 127.0.0.1:$port ($config)"
 }
 _prom_ready() {
   group_alive "$PROMETHEUS_PID" || fail "prometheus exited during start-up"

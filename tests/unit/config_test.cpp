@@ -334,6 +334,79 @@ targets:
   EXPECT_EQ(target.timeout, 7s);
 }
 
+TEST(ConfigValid, ModulesTakeTheDefaultsAndTheirOwnProbeSettings) {
+  const Config config = parse(R"(
+defaults:
+  timeout: 4s
+  helo_name: monitor.example.org
+modules:
+  submission:
+    tls: starttls
+    tls_config: {ca_file: )" SMTP_TEST_DATA_DIR
+                              R"(/config/valid/mail-ca.pem, server_name: mx.example.org}
+    ip_protocol: ip6
+    timeout: 8s
+  plain: {}
+)");
+  const auto& modules = config.probe.modules;
+  ASSERT_EQ(modules.size(), 3u);  // and the built-in smtp
+  const TargetConfig& submission = modules.at("submission");
+  EXPECT_EQ(submission.name, "submission");
+  EXPECT_EQ(submission.tls, TlsMode::kStartTls);
+  EXPECT_NE(submission.tls_context, nullptr);
+  EXPECT_EQ(submission.tls_config.server_name, "mx.example.org");
+  EXPECT_EQ(submission.ip_protocol, IpProtocol::kIp6);
+  EXPECT_EQ(submission.timeout, 8s);
+  EXPECT_EQ(submission.helo_name, "monitor.example.org");
+  const TargetConfig& plain = modules.at("plain");
+  EXPECT_EQ(plain.tls, TlsMode::kNone);
+  EXPECT_EQ(plain.timeout, 4s);
+  EXPECT_EQ(modules.at("smtp").timeout, 4s);
+}
+
+TEST(ConfigValid, TheDefaultModuleIsBuiltInUnlessConfigured) {
+  for (const char* yaml : {"", "targets: []\n", "defaults: {tls: implicit}\n"}) {
+    const Config config = parse(yaml);
+    ASSERT_TRUE(config.probe.modules.contains("smtp")) << yaml;
+    EXPECT_EQ(config.probe.modules.at("smtp").helo_name, kHelo);
+  }
+  EXPECT_EQ(parse("defaults: {tls: implicit}\n").probe.modules.at("smtp").tls, TlsMode::kImplicit);
+  const Config own = parse("modules:\n  smtp: {tls: starttls}\n");
+  EXPECT_EQ(own.probe.modules.at("smtp").tls, TlsMode::kStartTls);
+}
+
+TEST(ConfigValid, AllowedTargets) {
+  const Config config = parse(R"(
+probe:
+  max_concurrent: 8
+  allowed_targets:
+    - name: mail
+      hosts: ["*.Example.org", "mx1.example.com."]
+      networks: [192.0.2.0/24, "2001:db8::/32"]
+    - networks: [198.51.100.25]
+      ports: [25, "2525-2599"]
+)");
+  EXPECT_EQ(config.probe.max_concurrent, 8u);
+  const auto& rules = config.probe.allowed_targets.rules();
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[0].name, "mail");
+  EXPECT_EQ(rules[0].hosts, (std::vector<std::string>{"*.example.org", "mx1.example.com"}));
+  ASSERT_EQ(rules[0].networks.size(), 2u);
+  EXPECT_EQ(rules[0].networks[1].text(), "2001:db8::/32");
+  ASSERT_EQ(rules[0].ports.size(), 3u);  // 25, 465, 587 when none are listed
+  EXPECT_TRUE(rules[0].admits_port(465));
+  EXPECT_EQ(rules[1].name, "allowed_targets[1]");
+  EXPECT_TRUE(rules[1].admits_port(2599));
+  EXPECT_FALSE(rules[1].admits_port(587));
+  EXPECT_TRUE(config.probe.allowed_targets.admit_target("198.51.100.25", 2525).admitted);
+}
+
+TEST(ConfigValid, WithoutAllowedTargetsNothingIsAdmitted) {
+  const Config config = parse("targets: []\n");
+  EXPECT_TRUE(config.probe.allowed_targets.empty());
+  EXPECT_EQ(config.probe.max_concurrent, 32u);
+}
+
 // ---- errors that need no file ----
 
 TEST(ConfigErrors, UnreadableFile) {
