@@ -106,6 +106,7 @@ class Daemon {
 
   void report_reload(const ConfigReloader::Outcome& outcome) {
     metrics_.set_config_reload(outcome.ok, unix_now());
+    metrics_endpoint_.invalidate();  // a scrape after the reload sees it
     if (!outcome.ok) {
       log::write(log::Level::kError, "config reload failed, keeping the running config",
                  {{"err", outcome.error}});

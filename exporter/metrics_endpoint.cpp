@@ -40,11 +40,16 @@ asio::awaitable<HttpResponse> MetricsEndpoint::serve(HttpRequest request) {
 }
 
 asio::awaitable<std::shared_ptr<const MetricsEndpoint::Page>> MetricsEndpoint::current_page() {
-  if (page_ && std::chrono::steady_clock::now() - page_->taken < reuse_for_) co_return page_;
-  // A render already in flight is this scrape's too: its snapshot is at most that much older.
+  if (page_ && page_->version == version_ &&
+      std::chrono::steady_clock::now() - page_->taken < reuse_for_) {
+    co_return page_;
+  }
+  // A render already in flight is this scrape's too: its snapshot is at most that much older,
+  // unless a reload came since.
   std::shared_ptr<Render> render = in_flight_;
-  if (!render) {
+  if (!render || render->version != version_) {
     render = std::make_shared<Render>();
+    render->version = version_;
     in_flight_ = render;
     asio::co_spawn(executor_, render_next(render), [](std::exception_ptr error) {
       if (error) log::write(log::Level::kError, "metrics render coroutine failed");
@@ -65,7 +70,7 @@ asio::awaitable<void> MetricsEndpoint::render_next(std::shared_ptr<Render> rende
     // A named coroutine, not a lambda: GCC 12 destroys a capturing lambda coroutine created
     // inside a co_await expression twice.
     asio::awaitable<std::shared_ptr<const Page>> rendering =
-        render_page(std::move(snapshot), &metrics_, taken);
+        render_page(std::move(snapshot), &metrics_, taken, render->version);
     render->page =
         co_await asio::co_spawn(render_executor_, std::move(rendering), asio::use_awaitable);
   } catch (const std::exception& e) {
@@ -74,8 +79,8 @@ asio::awaitable<void> MetricsEndpoint::render_next(std::shared_ptr<Render> rende
   }
   render->done = true;
   ++renders_;
-  in_flight_.reset();
-  if (render->page) {
+  if (in_flight_ == render) in_flight_.reset();
+  if (render->page && render->version == version_) {
     page_ = render->page;
     // The page is kept only while it may be reused: after that, the next scrape renders anew
     // anyway, and an idle exporter should not hold a page it will never send again.
@@ -93,7 +98,7 @@ asio::awaitable<void> MetricsEndpoint::render_next(std::shared_ptr<Render> rende
 
 asio::awaitable<std::shared_ptr<const MetricsEndpoint::Page>> MetricsEndpoint::render_page(
     std::shared_ptr<const SeriesSnapshot> snapshot, const ExporterMetrics* metrics,
-    std::chrono::steady_clock::time_point taken) {
+    std::chrono::steady_clock::time_point taken, std::uint64_t version) {
   auto text = std::make_shared<std::string>(metrics->render());
   render_target_series(snapshot->series, *text);
   render_mx_series(snapshot->mx, *text);
@@ -103,6 +108,7 @@ asio::awaitable<std::shared_ptr<const MetricsEndpoint::Page>> MetricsEndpoint::r
   page->gzipped = std::make_shared<const std::string>(gzip_compress(*text));
   page->text = std::move(text);
   page->taken = taken;
+  page->version = version;
   co_return page;
 }
 

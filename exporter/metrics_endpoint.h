@@ -34,6 +34,10 @@ class MetricsEndpoint {
   /// The /metrics handler (GET, HEAD): the page, gzipped if the request accepts it.
   asio::awaitable<HttpResponse> serve(HttpRequest request);
 
+  /// What the exporter serves has changed (a reload): the next scrape must not be given a page,
+  /// or join a render, whose snapshot was taken before.
+  void invalidate() { ++version_; }
+
   /// Pages rendered so far (snapshots taken).
   std::uint64_t renders() const { return renders_; }
 
@@ -42,19 +46,21 @@ class MetricsEndpoint {
     std::shared_ptr<const std::string> text;
     std::shared_ptr<const std::string> gzipped;
     std::chrono::steady_clock::time_point taken;  // when the snapshot was taken
+    std::uint64_t version = 0;                    // version_ when the render began
   };
   /// One render, shared by every scrape that waits for it.
   struct Render {
     std::shared_ptr<const Page> page;
     std::exception_ptr error;
     bool done = false;
+    std::uint64_t version = 0;
   };
 
   asio::awaitable<std::shared_ptr<const Page>> current_page();
   asio::awaitable<void> render_next(std::shared_ptr<Render> render);
   static asio::awaitable<std::shared_ptr<const Page>> render_page(
       std::shared_ptr<const SeriesSnapshot> snapshot, const ExporterMetrics* metrics,
-      std::chrono::steady_clock::time_point taken);
+      std::chrono::steady_clock::time_point taken, std::uint64_t version);
 
   asio::any_io_executor executor_;
   asio::any_io_executor render_executor_;
@@ -66,6 +72,7 @@ class MetricsEndpoint {
   std::shared_ptr<const Page> page_;  // the last page, while it may be reused
   std::shared_ptr<Render> in_flight_;  // the render scrapes wait for, if any
   std::uint64_t renders_ = 0;
+  std::uint64_t version_ = 0;  // raised by invalidate()
 };
 
 /// gzip-compresses `data` (zlib, the fastest level).

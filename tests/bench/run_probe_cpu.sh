@@ -26,7 +26,8 @@ for exe in smtp_responder reference_client probe_bench; do
 done
 
 # Everything below runs in one private network namespace: a fresh conntrack table and a private
-# loopback (RECIPES.md "Load on loopback"). The responder and the clients share it.
+# loopback, so a load run neither fills the machine's nor is disturbed by it. The responder and the
+# clients share it.
 if [[ -z ${PROBE_CPU_IN_NETNS:-} ]]; then
   export PROBE_CPU_IN_NETNS=1
   # shellcheck disable=SC2016  # $0 and $1 are the inner shell's

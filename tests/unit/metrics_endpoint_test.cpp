@@ -163,6 +163,39 @@ TEST_F(MetricsEndpointTest, AnOlderPageIsRenderedAnew) {
   EXPECT_THAT(std::string(second.body.view()), HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
 }
 
+TEST_F(MetricsEndpointTest, AfterAReloadThePageBeforeItIsNotServedAgain) {
+  make_endpoint(1h);
+  const HttpResponse before = scrape_one();
+  asio::post(io_, [this] { endpoint_->invalidate(); });
+  const HttpResponse after = scrape_one();
+  EXPECT_EQ(snapshots_.load(), 2);
+  EXPECT_NE(before.body.bytes(), after.body.bytes());
+}
+
+TEST_F(MetricsEndpointTest, AfterAReloadAScrapeDoesNotJoinARenderFromBefore) {
+  make_endpoint(1h);
+  // The render thread is held, so that the first scrape's render is still in flight when the
+  // reload comes and the second scrape starts.
+  std::promise<void> release;
+  asio::post(render_, [gate = release.get_future().share()] { gate.wait(); });
+  std::vector<std::future<HttpResponse>> pending;
+  std::promise<void> started;
+  asio::post(io_, [&] {
+    pending.push_back(asio::co_spawn(io_, endpoint_->serve(get()), asio::use_future));
+    asio::post(io_, [&] {  // after the first render's snapshot
+      endpoint_->invalidate();
+      pending.push_back(asio::co_spawn(io_, endpoint_->serve(get()), asio::use_future));
+      started.set_value();
+    });
+  });
+  started.get_future().wait();
+  release.set_value();
+  for (auto& response : pending)
+    ASSERT_EQ(response.wait_for(kHangGuard), std::future_status::ready);
+  EXPECT_EQ(snapshots_.load(), 2);
+  EXPECT_NE(pending[0].get().body.bytes(), pending[1].get().body.bytes());
+}
+
 TEST_F(MetricsEndpointTest, ThePageIsLetGoOnceTooOldToReuse) {
   make_endpoint(1ms);
   std::weak_ptr<const std::string> page;
