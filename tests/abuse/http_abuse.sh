@@ -15,13 +15,14 @@
 #       the p99 of smtp_exporter_schedule_lag_seconds, without and with the storm (full mode)
 #   (f) a FIFO at the config path: whether a reload still answers, and the process with it
 #
-# Usage: tests/abuse/http_abuse.sh [--short] [--assert] [--build DIR] EXPORTER_BINARY
+# Usage: tests/abuse/http_abuse.sh [--short] [--assert] [--only LETTERS] [--build DIR] EXPORTER_BINARY
 #   --short    the CI form: the same attacks, a few seconds each, (d) left out (~40 s in all)
 #   --assert   exit 1 unless the goals hold: (a) peak RSS under 150 MiB and the scrape after the
 #              attack succeeds; (b) at least 95 % of scrapes succeed; (c) no connect_error;
 #              (e) 405 with the right Allow for every wrong method; and no sanitizer report in
 #              any exporter's log. (d) and (f) are reported only; with a sanitizer build (ASan,
 #              UBSan), so are the memory and time goals (a) and (b).
+#   --only     only these attacks, e.g. --only df
 #   --build    the build directory with tests/abuse/http_abuse_client and
 #              tests/bench/smtp_responder (default: the binary's directory). This is how an
 #              older exporter is measured with the current clients.
@@ -31,10 +32,15 @@ set -euo pipefail
 
 SHORT=0
 ASSERT=0
+ONLY=
 BUILD=
 while (($#)); do
   case $1 in
     --short) SHORT=1 ;;
+    --only)
+      ONLY=${2:?--only needs letters, e.g. df}
+      shift
+      ;;
     --assert) ASSERT=1 ;;
     --build)
       BUILD=${2:?--build needs a directory}
@@ -48,7 +54,7 @@ while (($#)); do
   esac
   shift
 done
-BINARY=${1:?usage: http_abuse.sh [--short] [--assert] [--build DIR] EXPORTER_BINARY}
+BINARY=${1:?usage: http_abuse.sh [--short] [--assert] [--only LETTERS] [--build DIR] EXPORTER_BINARY}
 BINARY=$(realpath "$BINARY")
 BUILD=$(realpath "${BUILD:-$(dirname "$BINARY")}")
 CLIENT=$BUILD/tests/abuse/http_abuse_client
@@ -72,6 +78,7 @@ if [[ -z ${HTTP_ABUSE_IN_NETNS:-} ]]; then
   args=()
   ((SHORT)) && args+=(--short)
   ((ASSERT)) && args+=(--assert)
+  [[ -n $ONLY ]] && args+=(--only "$ONLY")
   args+=(--build "$BUILD" "$BINARY")
   # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
   exec unshare --net bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "${args[@]}"
@@ -90,6 +97,8 @@ if ((SHORT)); then
 else
   A_AFTER=10 B_SECONDS=30 C_SECONDS=30 D_SECONDS=20
 fi
+# wants LETTER: the attack is one of --only's (all of them without it).
+wants() { [[ -z $ONLY || $ONLY == *"$1"* ]]; }
 SUMMARY=$WORKDIR/summary.txt
 : >"$SUMMARY"
 FAILED=()
@@ -234,19 +243,20 @@ figure "mode: $( ((SHORT)) && echo short || echo full); 2000 targets every ${int
   "$(($(stat -c %s "$WORKDIR/page.txt") / 1024)) KiB plain, $(($(stat -c %s "$WORKDIR/page.gz") / 1024)) KiB gzip"
 
 # --- (e) -------------------------------------------------------------------------------------
-log "(e) wrong methods"
-e_ok=1
-while read -r method path allow; do
-  if [[ $method == HEAD ]]; then
-    out=$(curl -s -o /dev/null --head -w '%{http_code} %header{allow}' --max-time 5 \
-      "$EXPORTER_URL$path" || true)
-  else
-    out=$(curl -s -o /dev/null -X "$method" -w '%{http_code} %header{allow}' --max-time 5 \
-      "$EXPORTER_URL$path" || true)
-  fi
-  figure "(e) $method $path -> ${out:-no answer}"
-  [[ $out == "405 $allow" ]] || e_ok=0
-done <<'EOF'
+if wants e; then
+  log "(e) wrong methods"
+  e_ok=1
+  while read -r method path allow; do
+    if [[ $method == HEAD ]]; then
+      out=$(curl -s -o /dev/null --head -w '%{http_code} %header{allow}' --max-time 5 \
+        "$EXPORTER_URL$path" || true)
+    else
+      out=$(curl -s -o /dev/null -X "$method" -w '%{http_code} %header{allow}' --max-time 5 \
+        "$EXPORTER_URL$path" || true)
+    fi
+    figure "(e) $method $path -> ${out:-no answer}"
+    [[ $out == "405 $allow" ]] || e_ok=0
+  done <<'EOF'
 DELETE /metrics GET, HEAD
 TRACE / GET, HEAD
 FOO /-/healthy GET, HEAD
@@ -254,159 +264,170 @@ PUT /-/reload POST
 GET /-/reload POST
 POST /metrics GET, HEAD
 EOF
-for check in "GET /metrics 200" "HEAD /metrics 200" "GET /-/healthy 200" "POST /-/reload 200"; do
-  read -r method path want <<<"$check"
-  if [[ $method == HEAD ]]; then
-    code=$(http_status "$EXPORTER_URL$path" --head)
-  else
-    code=$(http_status "$EXPORTER_URL$path" -X "$method")
-  fi
-  figure "(e) $method $path -> $code"
-  [[ $code == "$want" ]] || e_ok=0
-done
-goal "(e) every wrong method answers 405 with Allow, the right ones 200" "$e_ok"
-
-# max_send_queue PORT SECONDS OUT: the most bytes the kernel held queued, summed over the
-# connections of PORT, sampled every 0.5 s for SECONDS (memory that a process's RSS does not show).
-max_send_queue() {
-  local end=$(($(now_us) + $2 * 1000000)) max=0 queued
-  while (($(now_us) < end)); do
-    queued=$(ss -Htn "( sport = :$1 )" | awk '{ s += $3 } END { printf "%d", s }')
-    ((queued > max)) && max=$queued
-    sleep 0.5
+  for check in "GET /metrics 200" "HEAD /metrics 200" "GET /-/healthy 200" "POST /-/reload 200"; do
+    read -r method path want <<<"$check"
+    if [[ $method == HEAD ]]; then
+      code=$(http_status "$EXPORTER_URL$path" --head)
+    else
+      code=$(http_status "$EXPORTER_URL$path" -X "$method")
+    fi
+    figure "(e) $method $path -> $code"
+    [[ $code == "$want" ]] || e_ok=0
   done
-  echo "$max" >"$3"
-}
+  goal "(e) every wrong method answers 405 with Allow, the right ones 200" "$e_ok"
+
+  # max_send_queue PORT SECONDS OUT: the most bytes the kernel held queued, summed over the
+  # connections of PORT, sampled every 0.5 s for SECONDS (memory that a process's RSS does not show).
+  max_send_queue() {
+    local end=$(($(now_us) + $2 * 1000000)) max=0 queued
+    while (($(now_us) < end)); do
+      queued=$(ss -Htn "( sport = :$1 )" | awk '{ s += $3 } END { printf "%d", s }')
+      ((queued > max)) && max=$queued
+      sleep 0.5
+    done
+    echo "$max" >"$3"
+  }
+fi
 
 # --- (a) -------------------------------------------------------------------------------------
-# slow_readers LABEL RAMP HOLD SECONDS: 500 clients that send GET /metrics and never read,
-# arriving over RAMP seconds, each reconnecting after HOLD seconds (0: never), for SECONDS.
-slow_readers() {
-  local label=$1 ramp=$2 hold=$3 seconds=$4 out=$WORKDIR/a_$1
-  log "(a) 500 clients that send GET /metrics and never read ($label), for ${seconds}s"
-  local rss_before rss_after peak_kib peak_mib after_ok=0 ok failed scraper sampler
-  rss_before=$(rss_mib "$EXPORTER_PID")
-  scrape_for "$seconds" "$EXPORTER_URL/metrics" "$out.scrapes" &
-  scraper=$!
-  max_send_queue "$EXPORTER_PORT" "$seconds" "$out.sendq" &
-  sampler=$!
-  "$CLIENT" --port "$EXPORTER_PORT" --slow-readers 500 --ramp "$ramp" --hold "$hold" \
-    --duration "$seconds" --rss-pid "$EXPORTER_PID" >"$out.client"
-  wait "$scraper" "$sampler"
-  peak_kib=$(sed -n 's/.*peak_rss_kib=\([0-9-]*\).*/\1/p' "$out.client")
-  sleep "$A_AFTER" # not readiness: the figure is the memory still held this long after
-  rss_after=$(rss_mib "$EXPORTER_PID")
-  one_scrape "$EXPORTER_URL/metrics" && after_ok=1
-  read -r ok failed <"$out.scrapes"
-  peak_mib=$(awk -v k="$peak_kib" 'BEGIN { printf "%.1f", k / 1024 }')
-  figure "(a) 500 never-reading clients, $label: RSS before ${rss_before} MiB, peak" \
-    "${peak_mib} MiB, ${A_AFTER}s after they left ${rss_after} MiB; scrapes during: $ok ok," \
-    "$failed failed; scrape after: $( ((after_ok)) && echo ok || echo FAILED)"
-  figure "    kernel send queues of its connections, at most: $(($(cat "$out.sendq") / 1048576)) MiB"
-  figure "    client: $(cat "$out.client")"
-  timed_goal "(a) $label: peak RSS < 150 MiB and the scrape after succeeds" \
-    "$(awk -v p="$peak_mib" -v ok="$after_ok" 'BEGIN { print (p < 150 && ok == 1) ? 1 : 0 }')"
-}
-if ((SHORT)); then
-  slow_readers "arriving over 1 s" 1 0 4
-else
-  slow_readers "all at once" 0 0 40
-  # Readers that arrive at different times each want a newer page; reconnecting every 15 s
-  # (past the write-stall timeout) keeps them coming.
-  slow_readers "arriving over 10 s, reconnecting every 15 s" 10 15 40
+if wants a; then
+  # slow_readers LABEL RAMP HOLD SECONDS: 500 clients that send GET /metrics and never read,
+  # arriving over RAMP seconds, each reconnecting after HOLD seconds (0: never), for SECONDS.
+  slow_readers() {
+    local label=$1 ramp=$2 hold=$3 seconds=$4 out=$WORKDIR/a_$1
+    log "(a) 500 clients that send GET /metrics and never read ($label), for ${seconds}s"
+    local rss_before rss_after peak_kib peak_mib after_ok=0 ok failed scraper sampler
+    rss_before=$(rss_mib "$EXPORTER_PID")
+    scrape_for "$seconds" "$EXPORTER_URL/metrics" "$out.scrapes" &
+    scraper=$!
+    max_send_queue "$EXPORTER_PORT" "$seconds" "$out.sendq" &
+    sampler=$!
+    "$CLIENT" --port "$EXPORTER_PORT" --slow-readers 500 --ramp "$ramp" --hold "$hold" \
+      --duration "$seconds" --rss-pid "$EXPORTER_PID" >"$out.client"
+    wait "$scraper" "$sampler"
+    peak_kib=$(sed -n 's/.*peak_rss_kib=\([0-9-]*\).*/\1/p' "$out.client")
+    sleep "$A_AFTER" # not readiness: the figure is the memory still held this long after
+    rss_after=$(rss_mib "$EXPORTER_PID")
+    one_scrape "$EXPORTER_URL/metrics" && after_ok=1
+    read -r ok failed <"$out.scrapes"
+    peak_mib=$(awk -v k="$peak_kib" 'BEGIN { printf "%.1f", k / 1024 }')
+    figure "(a) 500 never-reading clients, $label: RSS before ${rss_before} MiB, peak" \
+      "${peak_mib} MiB, ${A_AFTER}s after they left ${rss_after} MiB; scrapes during: $ok ok," \
+      "$failed failed; scrape after: $( ((after_ok)) && echo ok || echo FAILED)"
+    figure "    kernel send queues of its connections, at most: $(($(cat "$out.sendq") / 1048576)) MiB"
+    figure "    client: $(cat "$out.client")"
+    timed_goal "(a) $label: peak RSS < 150 MiB and the scrape after succeeds" \
+      "$(awk -v p="$peak_mib" -v ok="$after_ok" 'BEGIN { print (p < 150 && ok == 1) ? 1 : 0 }')"
+  }
+  if ((SHORT)); then
+    slow_readers "arriving over 1 s" 1 0 4
+  else
+    slow_readers "all at once" 0 0 40
+    # Readers that arrive at different times each want a newer page; reconnecting every 15 s
+    # (past the write-stall timeout) keeps them coming.
+    slow_readers "arriving over 10 s, reconnecting every 15 s" 10 15 40
+  fi
 fi
 
 # --- (b) -------------------------------------------------------------------------------------
-log "(b) 700 idle and 700 slowloris connections, reopened when closed, for ${B_SECONDS}s"
-"$CLIENT" --port "$EXPORTER_PORT" --idle 700 --slowloris 700 --duration "$B_SECONDS" \
-  >"$WORKDIR/b_client.txt" &
-attackers=$!
-sleep 1 # not readiness: the scraper starts once the attack is under way
-scrape_for $((B_SECONDS - 2)) "$EXPORTER_URL/metrics" "$WORKDIR/b_scrapes.txt"
-wait "$attackers"
-read -r b_ok b_failed <"$WORKDIR/b_scrapes.txt"
-b_pct=$(awk -v ok="$b_ok" -v f="$b_failed" 'BEGIN { printf "%.1f", ok + f ? 100 * ok / (ok + f) : 0 }')
-figure "(b) 700 idle + 700 slowloris: scrapes ok $b_ok of $((b_ok + b_failed)) (${b_pct} %)"
-figure "    client: $(cat "$WORKDIR/b_client.txt")"
-timed_goal "(b) at least 95 % of scrapes succeed" \
-  "$(awk -v p="$b_pct" -v n="$((b_ok + b_failed))" 'BEGIN { print (p >= 95 && n > 0) ? 1 : 0 }')"
-curl -fsS -o "$WORKDIR/b_after.txt" "$EXPORTER_URL/metrics" &&
-  figure "    exporter: $(grep -E '^smtp_exporter_http_connections_(rejected|evicted|timed_out)' \
-    "$WORKDIR/b_after.txt" | tr '\n' ' ')"
-stop_exporter a_b_e
+if wants b; then
+  log "(b) 700 idle and 700 slowloris connections, reopened when closed, for ${B_SECONDS}s"
+  "$CLIENT" --port "$EXPORTER_PORT" --idle 700 --slowloris 700 --duration "$B_SECONDS" \
+    >"$WORKDIR/b_client.txt" &
+  attackers=$!
+  sleep 1 # not readiness: the scraper starts once the attack is under way
+  scrape_for $((B_SECONDS - 2)) "$EXPORTER_URL/metrics" "$WORKDIR/b_scrapes.txt"
+  wait "$attackers"
+  read -r b_ok b_failed <"$WORKDIR/b_scrapes.txt"
+  b_pct=$(awk -v ok="$b_ok" -v f="$b_failed" 'BEGIN { printf "%.1f", ok + f ? 100 * ok / (ok + f) : 0 }')
+  figure "(b) 700 idle + 700 slowloris: scrapes ok $b_ok of $((b_ok + b_failed)) (${b_pct} %)"
+  figure "    client: $(cat "$WORKDIR/b_client.txt")"
+  timed_goal "(b) at least 95 % of scrapes succeed" \
+    "$(awk -v p="$b_pct" -v n="$((b_ok + b_failed))" 'BEGIN { print (p >= 95 && n > 0) ? 1 : 0 }')"
+  curl -fsS -o "$WORKDIR/b_after.txt" "$EXPORTER_URL/metrics" &&
+    figure "    exporter: $(grep -E '^smtp_exporter_http_connections_(rejected|evicted|timed_out)' \
+      "$WORKDIR/b_after.txt" | tr '\n' ' ')"
+  stop_exporter a_b_e
+fi
 
 # --- (c) -------------------------------------------------------------------------------------
-log "(c) open-file limit 256, 300 idle HTTP connections, for ${C_SECONDS}s"
-wrapper=$WORKDIR/exporter_256fds
-printf '#!/bin/sh\nexec prlimit --nofile=256:256 -- %q "$@"\n' "$BINARY" >"$wrapper"
-chmod +x "$wrapper"
-start_exporter "$wrapper" "$config"
-wait_all_probed 2000
-curl -fsS -o "$WORKDIR/c_before.txt" "$EXPORTER_URL/metrics"
-"$CLIENT" --port "$EXPORTER_PORT" --idle 300 --duration "$C_SECONDS" >"$WORKDIR/c_client.txt"
-_scraped_after() { curl -fsS --max-time 10 -o "$WORKDIR/c_after.txt" "$EXPORTER_URL/metrics"; }
-wait_until 30 "a scrape after the idle connections left" _scraped_after
-join -a1 -a2 -e 0 -o 0,1.2,2.2 <(probe_totals "$WORKDIR/c_before.txt") \
-  <(probe_totals "$WORKDIR/c_after.txt") | awk '{ d = $3 - $2; if (d) print $1, d }' \
-  >"$WORKDIR/c_delta.txt"
-figure "(c) ulimit -n 256 + 300 idle connections, probes by result in ${C_SECONDS}s:" \
-  "$(tr '\n' ' ' <"$WORKDIR/c_delta.txt")"
-figure "    client: $(cat "$WORKDIR/c_client.txt")"
-connect_errors=$(awk '$1 == "connect_error" { print $2 }' "$WORKDIR/c_delta.txt")
-successes=$(awk '$1 == "success" { print $2 }' "$WORKDIR/c_delta.txt")
-goal "(c) no connect_error, and probes succeed" \
-  "$([[ ${connect_errors:-0} == 0 && ${successes:-0} -gt 0 ]] && echo 1 || echo 0)"
-stop_exporter c
+if wants c; then
+  log "(c) open-file limit 256, 300 idle HTTP connections, for ${C_SECONDS}s"
+  wrapper=$WORKDIR/exporter_256fds
+  printf '#!/bin/sh\nexec prlimit --nofile=256:256 -- %q "$@"\n' "$BINARY" >"$wrapper"
+  chmod +x "$wrapper"
+  start_exporter "$wrapper" "$config"
+  wait_all_probed 2000
+  curl -fsS -o "$WORKDIR/c_before.txt" "$EXPORTER_URL/metrics"
+  "$CLIENT" --port "$EXPORTER_PORT" --idle 300 --duration "$C_SECONDS" >"$WORKDIR/c_client.txt"
+  _scraped_after() { curl -fsS --max-time 10 -o "$WORKDIR/c_after.txt" "$EXPORTER_URL/metrics"; }
+  wait_until 30 "a scrape after the idle connections left" _scraped_after
+  join -a1 -a2 -e 0 -o 0,1.2,2.2 <(probe_totals "$WORKDIR/c_before.txt") \
+    <(probe_totals "$WORKDIR/c_after.txt") | awk '{ d = $3 - $2; if (d) print $1, d }' \
+    >"$WORKDIR/c_delta.txt"
+  figure "(c) ulimit -n 256 + 300 idle connections, probes by result in ${C_SECONDS}s:" \
+    "$(tr '\n' ' ' <"$WORKDIR/c_delta.txt")"
+  figure "    client: $(cat "$WORKDIR/c_client.txt")"
+  connect_errors=$(awk '$1 == "connect_error" { print $2 }' "$WORKDIR/c_delta.txt")
+  successes=$(awk '$1 == "success" { print $2 }' "$WORKDIR/c_delta.txt")
+  goal "(c) no connect_error, and probes succeed" \
+    "$([[ ${connect_errors:-0} == 0 && ${successes:-0} -gt 0 ]] && echo 1 || echo 0)"
+  stop_exporter c
+fi
 
 # --- (d) -------------------------------------------------------------------------------------
-if ((SHORT)); then
-  figure "(d) reload storm: left out in short mode"
-else
-  log "(d) reload storm: 10,000 targets, ${D_SECONDS}s without, ${D_SECONDS}s with 4 reloaders"
-  config10k=$WORKDIR/targets10000.yml
-  make_config "$config10k" 10000 10s 5s
-  start_exporter "$BINARY" "$config10k"
-  wait_all_probed 10000
-  d_window() { # NAME: scrapes before and after D_SECONDS
-    curl -fsS -o "$WORKDIR/d_$1_0.txt" "$EXPORTER_URL/metrics"
-    sleep "$D_SECONDS" # the measuring window, not a wait for readiness
-    curl -fsS -o "$WORKDIR/d_$1_1.txt" "$EXPORTER_URL/metrics"
-    local probes
-    probes=$(($(sum_probes "$WORKDIR/d_$1_1.txt") - $(sum_probes "$WORKDIR/d_$1_0.txt")))
-    figure "(d) $2: $((probes / D_SECONDS)) probes/s, schedule lag p99" \
-      "$(lag_p99 "$WORKDIR/d_$1_0.txt" "$WORKDIR/d_$1_1.txt")"
-  }
-  d_window quiet "without reloads"
-  storm_stop=$WORKDIR/storm.stop
-  reloaders=()
-  for _ in 1 2 3 4; do
-    (while [[ ! -e $storm_stop ]]; do
-      curl -s -o /dev/null -X POST --max-time 30 "$EXPORTER_URL/-/reload" || true
-    done) &
-    reloaders+=($!)
-  done
-  d_window storm "4 clients looping POST /-/reload"
-  touch "$storm_stop"
-  wait "${reloaders[@]}"
-  figure "    reloads done: $(grep -c 'config reloaded' "$EXPORTER_LOG" || true)"
-  stop_exporter d
+if wants d; then
+  if ((SHORT)); then
+    figure "(d) reload storm: left out in short mode"
+  else
+    log "(d) reload storm: 10,000 targets, ${D_SECONDS}s without, ${D_SECONDS}s with 4 reloaders"
+    config10k=$WORKDIR/targets10000.yml
+    make_config "$config10k" 10000 10s 5s
+    start_exporter "$BINARY" "$config10k"
+    wait_all_probed 10000
+    d_window() { # NAME: scrapes before and after D_SECONDS
+      curl -fsS -o "$WORKDIR/d_$1_0.txt" "$EXPORTER_URL/metrics"
+      sleep "$D_SECONDS" # the measuring window, not a wait for readiness
+      curl -fsS -o "$WORKDIR/d_$1_1.txt" "$EXPORTER_URL/metrics"
+      local probes
+      probes=$(($(sum_probes "$WORKDIR/d_$1_1.txt") - $(sum_probes "$WORKDIR/d_$1_0.txt")))
+      figure "(d) $2: $((probes / D_SECONDS)) probes/s, schedule lag p99" \
+        "$(lag_p99 "$WORKDIR/d_$1_0.txt" "$WORKDIR/d_$1_1.txt")"
+    }
+    d_window quiet "without reloads"
+    storm_stop=$WORKDIR/storm.stop
+    reloaders=()
+    for _ in 1 2 3 4; do
+      (while [[ ! -e $storm_stop ]]; do
+        curl -s -o /dev/null -X POST --max-time 30 "$EXPORTER_URL/-/reload" || true
+      done) &
+      reloaders+=($!)
+    done
+    d_window storm "4 clients looping POST /-/reload"
+    touch "$storm_stop"
+    wait "${reloaders[@]}"
+    figure "    reloads done: $(grep -c 'config reloaded' "$EXPORTER_LOG" || true)"
+    stop_exporter d
+  fi
 fi
 
 # --- (f) -------------------------------------------------------------------------------------
-log "(f) a FIFO at the config path"
-fifo_config=$WORKDIR/fifo.yml
-make_config "$fifo_config" 1 5s 2s
-start_exporter "$BINARY" "$fifo_config"
-rm "$fifo_config"
-mkfifo "$fifo_config"
-reload_code=$(http_status "$EXPORTER_URL/-/reload" -X POST)
-healthy_code=$(http_status "$EXPORTER_URL/-/healthy")
-figure "(f) FIFO at the config path: POST /-/reload -> $reload_code, then /-/healthy ->" \
-  "$healthy_code (000: no answer within 5 s)"
-# A process stuck opening the FIFO gets its end of file, so that it can be stopped.
-# shellcheck disable=SC2016 # $0 is the inner shell's
-timeout 2 bash -c ': >"$0"' "$fifo_config" || true
-stop_exporter f
+if wants f; then
+  log "(f) a FIFO at the config path"
+  fifo_config=$WORKDIR/fifo.yml
+  make_config "$fifo_config" 1 5s 2s
+  start_exporter "$BINARY" "$fifo_config"
+  rm "$fifo_config"
+  mkfifo "$fifo_config"
+  reload_code=$(http_status "$EXPORTER_URL/-/reload" -X POST)
+  healthy_code=$(http_status "$EXPORTER_URL/-/healthy")
+  figure "(f) FIFO at the config path: POST /-/reload -> $reload_code, then /-/healthy ->" \
+    "$healthy_code (000: no answer within 5 s)"
+  # A process stuck opening the FIFO gets its end of file, so that it can be stopped.
+  # shellcheck disable=SC2016 # $0 is the inner shell's
+  timeout 2 bash -c ': >"$0"' "$fifo_config" || true
+  stop_exporter f
+fi
 
 printf '\n==== summary\n' >&2
 cat "$SUMMARY" >&2
