@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing or running smtp_exporter needs on Debian 12.
 #
-#   tests/support/install_deps.sh [build] [test] [run] [container]    (default: build test)
+#   tests/support/install_deps.sh [build] [test] [run] [demo-prometheus] [container]
+#   (default: build test)
 #
 #   build  compiler, CMake/Ninja, the libraries, clang-format, clang and libFuzzer (tests/fuzz)
 #   test   real MTAs and Prometheus for the integration tests: Postfix (installed), Exim and
@@ -13,6 +14,7 @@
 #          installed into $SMTP_TEST_CACHE/npm, and Nagios 4 and Icinga 2 to run and validate
 #          the Nagios plugin face
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
+#   demo-prometheus  Prometheus, for deploy/local/run.sh --prometheus
 #   container  what deploy/docker/test_image.sh needs: podman, runc, mmdebstrap (and Postfix)
 #
 # Idempotent and quick on a second run: apt is only touched when something is missing.
@@ -37,16 +39,17 @@ container_packages=(podman runc mmdebstrap util-linux curl ca-certificates opens
 log() { printf 'install_deps: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-want_build=0 want_test=0 want_run=0 want_container=0
+want_build=0 want_test=0 want_run=0 want_demo_prometheus=0 want_container=0
 (($# == 0)) && set -- build test
 for arg in "$@"; do
   case $arg in
     build) want_build=1 ;;
     test) want_test=1 ;;
     run) want_run=1 ;;
+    demo-prometheus) want_demo_prometheus=1 ;;
     container) want_container=1 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) die "unknown argument '$arg' (expected build, test, run or container)" ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) die "unknown argument '$arg' (expected build, test, run, demo-prometheus or container)" ;;
   esac
 done
 
@@ -180,6 +183,9 @@ fi
 if ((want_run)); then
   install_postfix
   apt_install "${run_packages[@]}"
+fi
+if ((want_demo_prometheus)); then
+  apt_install --no-install-recommends prometheus
 fi
 if ((want_test)); then
   install_postfix
