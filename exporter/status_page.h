@@ -20,7 +20,7 @@ inline constexpr int kStatusRefreshSeconds = 30;
 /// What the request asks to see: `?q=` (a substring of the target, endpoint, state or reason,
 /// any case) and `?page=` (1-based; out of range: the nearest page).
 struct StatusQuery {
-  std::string filter;
+  std::string filter{};  // `{}`: designated initialisers may leave it out (GCC -Wextra)
   std::size_t page = 1;
 };
 

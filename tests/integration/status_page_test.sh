@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # status_page_test.sh BINARY: the status page at / in a real browser (headless Chromium), with
-# the exporter probing a real Postfix (up), a closed port (failing: reason and hint shown) and a
-# fake server whose greeting and replies carry HTML (`<script>`, `<img onerror>`): the rendered
-# DOMs of / and of that endpoint's own page (its dialogues) must hold the text, never an element
-# made of it. Also the headers (Content-Security-Policy, nosniff), ?q=, HEAD, 404 and 405.
+# the exporter probing a real Postfix over STARTTLS (up, certificate expiry), a closed port
+# (failing: reason and hint shown) and a fake server whose greeting and replies carry HTML
+# (`<script>`, `<img onerror>`): the rendered DOMs of / and of that endpoint's own page (its
+# dialogues) must hold the text, never an element made of it. Also the headers (Content-Security-Policy, nosniff), ?q=, HEAD, 404 and 405.
 # Saves a screenshot of / in the build directory (STATUS_PAGE_PNG overrides where) and prints
 # its path. Exit 77 if chromium is missing (tests/support/install_deps.sh test installs it).
 set -euo pipefail
@@ -22,7 +22,9 @@ PNG=${STATUS_PAGE_PNG:-$(dirname "$BINARY")/status_page.png}
 
 postfix_port=$(pick_port)
 closed_port=$(pick_port)
-start_postfix "$WORKDIR" "$postfix_port"
+ca=$WORKDIR/ca
+make_test_ca "$ca" 30
+start_postfix "$WORKDIR" "$postfix_port" --cert "$ca/server.pem" --key "$ca/server.key"
 start_fake_smtp hostile <<'SCRIPT'
 send 220 <script>alert(1)</script><img src=x onerror=alert(2)> ESMTP\r\n
 expect EHLO
@@ -37,11 +39,13 @@ config=$WORKDIR/smtp_exporter.yml
 cat >"$config" <<YAML
 defaults:
   interval: 1s
-  timeout: 1s
+  timeout: 800ms
   helo_name: monitor.test.local
 targets:
   - name: postfix
     address: 127.0.0.1:$postfix_port
+    tls: starttls
+    tls_config: {ca_file: $ca/ca.pem, server_name: mx.test.local}
   - name: closed
     address: 127.0.0.1:$closed_port
   - name: hostile
@@ -92,12 +96,13 @@ row_of() {
 postfix_row=$(row_of postfix)
 closed_row=$(row_of closed)
 hostile_row=$(row_of hostile)
-log "closed row: $closed_row"
 assert_contains "$postfix_row" '<tr class="up">' "postfix is up"
 assert_contains "$postfix_row" '<td class="banner-host">mx.test.local</td>' "postfix banner host"
 assert_contains "$postfix_row" '<td class="software">postfix</td>' "postfix software"
 assert_contains "$postfix_row" ' ms</td>' "postfix greeting latency"
 assert_contains "$postfix_row" '<svg class="chart"' "postfix chart"
+# The server certificate is valid for 30 days from its making: 29 whole days are left.
+assert_contains "$postfix_row" '<td class="cert">29 days</td>' "postfix certificate expiry"
 assert_contains "$closed_row" '<tr class="failing">' "closed port is failing"
 assert_contains "$closed_row" '<span class="reason">connect_refused</span>' "closed port reason"
 assert_contains "$closed_row" '<small class="hint">Hint: ' "closed port hint"

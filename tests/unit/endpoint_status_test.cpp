@@ -30,8 +30,8 @@ ProbeResult greeted(std::chrono::milliseconds latency, std::size_t lines = 2) {
   ProbeResult result;
   result.greeting_latency = latency;
   for (std::size_t i = 0; i < lines; ++i) {
-    result.transcript.push_back(
-        {1ms, TranscriptLine::Direction::kReceived, "220 mx.test.local ESMTP " + std::to_string(i)});
+    result.transcript.push_back({1ms, TranscriptLine::Direction::kReceived,
+                                 "220 mx.test.local ESMTP " + std::to_string(i)});
   }
   return result;
 }

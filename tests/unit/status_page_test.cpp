@@ -177,7 +177,7 @@ TEST(StatusPage, FiltersOnNameStateAndReasonIgnoringCase) {
 
 TEST(StatusPage, PageLinksKeepTheFilter) {
   StatusSnapshot snapshot;
-  for (int i = 0; i < 150; ++i) snapshot.rows.push_back(up_row("mx " + std::to_string(i)));
+  for (int i = 0; i < 150; ++i) snapshot.rows.push_back(up_row("mx & " + std::to_string(i)));
   EXPECT_THAT(render_status_page(snapshot, {.filter = "mx &"}, kNow),
               HasSubstr("href=\"/?page=2&amp;q=mx%20%26\""));
 }
@@ -193,8 +193,8 @@ TEST(StatusPage, ChartScalesToTheLargestAndLeavesGapsForMissingGreetings) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::string svg = latency_chart_svg({0.010f, 0.020f, nan, 0.005f});
   EXPECT_THAT(svg, HasSubstr("up to 20.0 ms"));
-  EXPECT_EQ(count(svg, "<polyline"), 1u);       // the first two
-  EXPECT_EQ(count(svg, "<circle"), 1u);         // the lone last one
+  EXPECT_EQ(count(svg, "<polyline"), 1u);         // the first two
+  EXPECT_EQ(count(svg, "<circle"), 1u);           // the lone last one
   EXPECT_EQ(count(svg, "fill=\"#c62828\""), 1u);  // the probe without greeting
   // The largest value reaches the top margin, the smaller one half way.
   EXPECT_THAT(svg, HasSubstr("points=\"1.0,12.0 5.1,2.0 \""));
