@@ -15,24 +15,14 @@
 #include "exporter/metrics_endpoint.h"
 #include "exporter/probe_endpoint.h"
 #include "exporter/probe_runner.h"
+#include "exporter/status_endpoint.h"
+#include "exporter/status_snapshot.h"
 #include "exporter/wall_clock.h"
 
 namespace smtp {
 namespace {
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
-
-constexpr std::string_view kLandingPage = R"(<!DOCTYPE html>
-<html><head><title>SMTP Exporter</title></head>
-<body><h1>SMTP Exporter</h1>
-<ul>
-<li><a href="/metrics">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a></li>
-</ul>
-<p>POST /-/reload (or SIGHUP) reloads the configuration.</p>
-</body></html>
-)";
 
 /// The serve face's wiring: signals, HTTP routes, reloads. The work is done by the ProbeRunner
 /// (probing), the ConfigReloader (loading) and the HTTP server.
@@ -55,7 +45,10 @@ class Daemon {
         http_(io_.get_executor(), parse_listen_address(options.listen_address),
               {.max_connections = fd_budget_.http_connections, .observer = &metrics_}),
         metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
-                          [this] { return runner_.snapshot(); }) {
+                          [this] { return runner_.snapshot(); }),
+        status_endpoint_(
+            render_pool_.get_executor(), [this] { return take_status_snapshot(runner_.targets()); },
+            [this](std::string_view key) { return take_status_detail(runner_.targets(), key); }) {
     log::write(log::Level::kInfo, "open-file budget",
                {{"limit", fd_budget_.limit},
                 {"probe_slots", fd_budget_.probe_slots},
@@ -158,10 +151,11 @@ class Daemon {
       co_return text_response(200, "Ready\n");
     });
     http_.handle("/-/reload", {verb::post}, [this](const HttpRequest&) { return serve_reload(); });
-    http_.handle("/", {verb::get}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-      HttpResponse response = text_response(200, std::string(kLandingPage));
-      response.content_type = "text/html; charset=utf-8";
-      co_return response;
+    http_.handle("/", {verb::get}, [this](const HttpRequest& request) {
+      return status_endpoint_.serve_page(request);
+    });
+    http_.handle("/target", {verb::get}, [this](const HttpRequest& request) {
+      return status_endpoint_.serve_detail(request);
     });
   }
 
@@ -184,6 +178,7 @@ class Daemon {
   ProbeEndpoint probe_endpoint_;
   HttpServer http_;
   MetricsEndpoint metrics_endpoint_;
+  StatusEndpoint status_endpoint_;
 };
 
 }  // namespace

@@ -197,13 +197,15 @@ asio::awaitable<void> probe_endpoint(Core core, std::shared_ptr<Endpoint> endpoi
   std::shared_ptr<Resolver> resolver = core->resolver;
   ProbeOptions options;
   options.resolver = resolver.get();
-  // The transcript is only read by the debug log: without it a probe allocates a third less.
-  options.transcript_limit_bytes = log::enabled(log::Level::kDebug) ? 4096 : 0;
+  // The status page keeps the last few dialogues; the debug log prints whole ones.
+  options.transcript_limit_bytes = log::enabled(log::Level::kDebug) ? 4096 : kTranscriptProbeBytes;
   asio::awaitable<ProbeResult> probing = core->options.probe(*probe, options);
   ProbeResult result = co_await std::move(probing);
   if (endpoint->removed || core->stopped) co_return;
-  record_probe(endpoint->series, result, *config, unix_now());
+  const double now = unix_now();
+  record_probe(endpoint->series, result, *config, now);
   if (!result.success()) core->log_failure(*endpoint, result);
+  record_status(endpoint->status, *probe, std::move(result), now);
 }
 
 asio::awaitable<void> refresh_group(Core core, std::shared_ptr<LookupGroup> group,

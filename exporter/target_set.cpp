@@ -128,6 +128,9 @@ std::optional<TargetSetChanges> TargetSet::apply_lookup(LookupGroup& group,
     lookup.failed_phase = Phase::kResolve;
     lookup.error_detail = outcome.detail;
     record_probe(group.lookup_series, lookup, config, now_unix_seconds);
+    ProbeTarget looked_up = config.probe_target();
+    if (!config.mx_domain.empty()) looked_up.host = config.mx_domain;
+    record_status(group.lookup_status, looked_up, std::move(lookup), now_unix_seconds);
   } else {
     group.lookup_series.probed = false;  // the endpoints speak for the target now
   }

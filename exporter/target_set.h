@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "exporter/config.h"
+#include "exporter/endpoint_status.h"
 #include "exporter/metrics.h"
 #include "probes/probe_result.h"
 #include "probes/resolve.h"
@@ -37,6 +38,7 @@ struct Endpoint {
   std::shared_ptr<const TargetConfig> config;
   std::shared_ptr<const ProbeTarget> probe;
   TargetSeries series;
+  EndpointStatus status;  // what the status page shows beyond the series
   bool removed = false;   // left the config or DNS: a probe still in flight drops its result
   std::uint32_t job = 0;  // the runner's schedule job; the set only carries it
 };
@@ -52,6 +54,7 @@ struct LookupGroup {
   MxSeries mx_series;                 // MX targets only
   // Shown only while the lookup fails or finds a null MX: then there is nothing else to show.
   TargetSeries lookup_series;
+  EndpointStatus lookup_status;
   bool removed = false;
   std::uint32_t job = 0;  // the runner's refresh job
 };

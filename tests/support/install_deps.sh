@@ -32,7 +32,7 @@ build_packages=(cmake ninja-build g++ prometheus-cpp-dev libyaml-cpp-dev libboos
 exim_libs=(libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libnsl2 libdb5.3 libcrypt1)
 opensmtpd_libs=(libevent-2.1-7 libssl3 libcrypt1 libdb5.3 libpam0g zlib1g)
 test_packages=(postfix prometheus monitoring-plugins-basic jq shellcheck curl ca-certificates openssl
-  procps iproute2 adduser gzip dnsmasq-base bind9-dnsutils systemd "${exim_libs[@]}")
+  procps iproute2 adduser gzip dnsmasq-base bind9-dnsutils systemd chromium "${exim_libs[@]}")
 run_packages=(postfix curl ca-certificates openssl procps iproute2)
 container_packages=(podman runc mmdebstrap util-linux curl ca-certificates openssl procps iproute2)
 

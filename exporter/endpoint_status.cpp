@@ -1,0 +1,84 @@
+#include "exporter/endpoint_status.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+#include "probes/diagnosis.h"
+
+namespace smtp {
+namespace {
+
+std::string_view direction_mark(TranscriptLine::Direction direction) {
+  switch (direction) {
+    case TranscriptLine::Direction::kSent:
+      return "C: ";
+    case TranscriptLine::Direction::kReceived:
+      return "S: ";
+    case TranscriptLine::Direction::kNote:
+      return "-- ";
+  }
+  return "";
+}
+
+std::size_t transcripts_bytes(const std::vector<StoredTranscript>& transcripts) {
+  std::size_t bytes = 0;
+  for (const StoredTranscript& t : transcripts) bytes += t.text.size();
+  return bytes;
+}
+
+}  // namespace
+
+std::string format_transcript(const std::vector<TranscriptLine>& lines, bool truncated) {
+  std::string out;
+  for (const TranscriptLine& line : lines) {
+    char at[32];
+    std::snprintf(at, sizeof at, "+%.1f ms ",
+                  std::chrono::duration<double, std::milli>(line.at).count());
+    out += at;
+    out += direction_mark(line.direction);
+    out += line.text;
+    out += '\n';
+  }
+  if (truncated) out += "-- (truncated)\n";
+  return out;
+}
+
+void record_status(EndpointStatus& status, const ProbeTarget& target, ProbeResult&& result,
+                   double now_unix_seconds) {
+  if (status.latencies.size() == kLatencyHistory) status.latencies.erase(status.latencies.begin());
+  status.latencies.push_back(result.greeting_latency
+                                 ? std::chrono::duration<float>(*result.greeting_latency).count()
+                                 : std::numeric_limits<float>::quiet_NaN());
+
+  status.failure = result.failure;
+  status.problem.clear();
+  status.hints.clear();
+  status.error_detail.clear();
+  if (!result.success()) {
+    status.error_detail = result.error_detail;
+    // Only for failures: a clean probe has nothing to diagnose, and most probes are clean.
+    std::vector<Finding> findings = diagnose(target, result, now_unix_seconds);
+    if (!findings.empty()) {
+      status.problem = std::move(findings.front().problem);
+      status.hints = std::move(findings.front().hints);
+    }
+  }
+
+  if (result.transcript.empty()) return;
+  if (status.transcripts.size() == kTranscriptsKept) {
+    status.transcripts.erase(status.transcripts.begin());
+  }
+  StoredTranscript stored{now_unix_seconds, result.failure,
+                          format_transcript(result.transcript, result.transcript_truncated)};
+  // The newest always stays (cut to the bound itself); older ones go while over the bound.
+  if (stored.text.size() > kTranscriptsBytes) stored.text.resize(kTranscriptsBytes);
+  status.transcripts.push_back(std::move(stored));
+  while (transcripts_bytes(status.transcripts) > kTranscriptsBytes) {
+    status.transcripts.erase(status.transcripts.begin());
+  }
+}
+
+}  // namespace smtp
