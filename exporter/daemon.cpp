@@ -16,6 +16,7 @@
 #include "exporter/probe_endpoint.h"
 #include "exporter/probe_runner.h"
 #include "exporter/wall_clock.h"
+#include "exporter/web_access.h"
 
 namespace smtp {
 namespace {
@@ -38,8 +39,9 @@ constexpr std::string_view kLandingPage = R"(<!DOCTYPE html>
 /// (probing), the ConfigReloader (loading) and the HTTP server.
 class Daemon {
  public:
-  Daemon(const DaemonOptions& options, Config config)
+  Daemon(const DaemonOptions& options, Config config, std::unique_ptr<WebAccess> access)
       : options_(options),
+        access_(std::move(access)),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         fd_budget_(raise_fd_limit_and_plan(options.max_concurrency)),
         runner_(io_.get_executor(), metrics_, {.max_concurrency = fd_budget_.probe_slots}),
@@ -53,7 +55,9 @@ class Daemon {
         probe_endpoint_(metrics_, {.timeout_offset = options.probe_timeout_offset,
                                    .resolver = [this] { return runner_.resolver(); }}),
         http_(io_.get_executor(), parse_listen_address(options.listen_address),
-              {.max_connections = fd_budget_.http_connections, .observer = &metrics_}),
+              {.max_connections = fd_budget_.http_connections,
+               .observer = &metrics_,
+               .access = access_.get()}),
         metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
                           [this] { return runner_.snapshot(); }) {
     log::write(log::Level::kInfo, "open-file budget",
@@ -82,6 +86,7 @@ class Daemon {
     io_.run();
     render_pool_.join();
     config_pool_.join();
+    if (access_) access_->join();
     return 0;
   }
 
@@ -171,6 +176,7 @@ class Daemon {
   }
 
   DaemonOptions options_;
+  std::unique_ptr<WebAccess> access_;  // outlives io_: HTTP coroutines may hold it when io_ goes
   asio::io_context io_{1};
   asio::thread_pool render_pool_{1};
   asio::thread_pool config_pool_{1};  // config loads: a parse never runs on the probe thread
@@ -204,8 +210,17 @@ int run_daemon(const DaemonOptions& options) {
     log::write(log::Level::kError, "cannot load config", {{"err", e.what()}});
     return kExitBadConfig;
   }
+  std::unique_ptr<WebAccess> access;
+  if (options.web_config_file) {
+    try {
+      access = std::make_unique<WebAccess>(*options.web_config_file);
+    } catch (const ConfigError& e) {
+      log::write(log::Level::kError, "cannot load web config", {{"err", e.what()}});
+      return kExitBadConfig;
+    }
+  }
   try {
-    Daemon daemon(options, std::move(config));
+    Daemon daemon(options, std::move(config), std::move(access));
     return daemon.run();
   } catch (const std::exception& e) {
     // A listen address that is malformed or taken, or a resolver that cannot start.

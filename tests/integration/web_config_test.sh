@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# --web.config.file end to end: TLS 1.2 and 1.3, client certificates (RequireAndVerifyClientCert),
+# basic auth with bcrypt hashes from htpasswd, extra headers, /-/healthy open, plain HTTP to the
+# TLS port refused cleanly, a real Prometheus scraping with basic_auth and tls_config, and the
+# file changed while running (a new password works; a bad file keeps the last good one). A bad
+# file at start: exit 2 with file, line and key. Needs curl, openssl, htpasswd (apache2-utils)
+# and prometheus: exit 77 without.
+#
+#   tests/integration/web_config_test.sh BINARY
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+binary=${1:?usage: $0 BINARY}
+for tool in curl openssl htpasswd prometheus jq; do
+  command -v "$tool" >/dev/null || {
+    echo "SKIP: $tool is not installed ($INSTALL_HINT)" >&2
+    exit 77
+  }
+done
+test_init web_config 120
+require_binary "$binary"
+
+tls=$WORKDIR/tls
+make_test_ca "$tls"
+# A client certificate from the same CA, for Prometheus and curl.
+{
+  openssl req -new -newkey rsa:2048 -nodes -subj /CN=prometheus \
+    -keyout "$tls/client.key" -out "$tls/client.csr" &&
+    printf '%s\n' "extendedKeyUsage=clientAuth" >"$tls/client.ext" &&
+    openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+      -CAcreateserial -days 2 -sha256 -extfile "$tls/client.ext" -out "$tls/client.pem"
+} >"$tls/client.out" 2>&1 || fail "openssl could not make a client certificate: $(cat "$tls/client.out")"
+
+bcrypt() { htpasswd -nbBC 10 "$1" "$2" | cut -d: -f2-; }
+hash_one=$(bcrypt prometheus first-secret)
+hash_two=$(bcrypt prometheus second-secret)
+
+web=$WORKDIR/web.yml
+# web_config HASH: the file, written in one step (a temp file renamed over it).
+web_config() {
+  cat >"$web.next" <<YAML
+tls_server_config:
+  cert_file: tls/server.pem
+  key_file: tls/server.key
+  client_ca_file: tls/ca.pem
+  client_auth_type: RequireAndVerifyClientCert
+  cipher_suites:
+    - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+http_server_config:
+  headers:
+    X-Content-Type-Options: nosniff
+basic_auth_users:
+  prometheus: '$1'
+YAML
+  mv "$web.next" "$web"
+}
+web_config "$hash_one"
+printf 'targets: []\n' >"$WORKDIR/smtp.yml"
+
+# A bad file at start: exit 2, naming file, line and key.
+printf 'basic_auth_users:\n  prometheus: plain-text\n' >"$WORKDIR/bad.yml"
+rc=0
+"$binary" --config.file="$WORKDIR/smtp.yml" --web.listen-address=127.0.0.1:0 \
+  --web.config.file="$WORKDIR/bad.yml" >"$WORKDIR/bad.log" 2>&1 || rc=$?
+assert_eq "exit code with a bad web config" 2 "$rc"
+assert_contains "start-up error" "$(cat "$WORKDIR/bad.log")" "$WORKDIR/bad.yml:2: basic_auth_users.prometheus: not a bcrypt hash"
+
+port=$(pick_port)
+spawn exporter "$WORKDIR/exporter.log" "$binary" --config.file="$WORKDIR/smtp.yml" \
+  --web.listen-address="127.0.0.1:$port" --web.config.file="$web" --log.level=debug
+EXPORTER_PID=$SPAWNED_PID
+url=https://127.0.0.1:$port
+client_tls=(--cacert "$tls/ca.pem" --cert "$tls/client.pem" --key "$tls/client.key")
+_healthy() {
+  pid_alive "$EXPORTER_PID" || fail "the exporter exited during start-up: $(tail -5 "$WORKDIR/exporter.log")"
+  [[ $(http_status "$url/-/healthy" "${client_tls[@]}") == 200 ]]
+}
+wait_until 15 "the exporter to answer /-/healthy over TLS" _healthy
+
+# Basic auth: 401 without or with wrong credentials, 200 with the right ones; /-/healthy open.
+headers=$(curl -sS -o /dev/null -D - --max-time 5 "${client_tls[@]}" "$url/metrics")
+assert_contains "401 without credentials" "$headers" "HTTP/1.1 401"
+assert_contains "realm" "$headers" 'WWW-Authenticate: Basic realm="smtp_exporter"'
+assert_contains "extra header on a 401" "$headers" "X-Content-Type-Options: nosniff"
+assert_eq "wrong password" 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:wrong)"
+assert_eq "unknown user" 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u nobody:first-secret)"
+assert_eq "right password" 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)"
+assert_eq "/-/healthy without credentials" 200 "$(http_status "$url/-/healthy" "${client_tls[@]}")"
+assert_eq "/-/ready without credentials" 401 "$(http_status "$url/-/ready" "${client_tls[@]}")"
+body=$(curl -fsS --max-time 5 "${client_tls[@]}" -u prometheus:first-secret "$url/metrics")
+assert_contains "/metrics over TLS" "$body" "process_start_time_seconds"
+
+# TLS 1.2 (with a suite of the file) and TLS 1.3.
+for version in 1.2 1.3; do
+  out=$(curl -sS -v -o /dev/null -w '%{http_code}' --max-time 5 "${client_tls[@]}" \
+    -u prometheus:first-secret --tlsv"$version" --tls-max "$version" "$url/metrics" 2>&1)
+  assert_contains "TLS $version answer" "$out" "200"
+  assert_contains "TLS $version negotiated" "$out" "SSL connection using TLSv$version"
+done
+out=$(curl -sS -v -o /dev/null --max-time 5 "${client_tls[@]}" -u prometheus:first-secret \
+  --tls-max 1.2 --ciphers ECDHE-RSA-AES256-SHA "$url/metrics" 2>&1 || true)
+assert_contains "a TLS 1.2 suite outside cipher_suites is refused" "$out" "alert handshake failure"
+
+# Client certificates: without one, no answer; plain HTTP to the TLS port: closed, logged at
+# debug, and the server goes on.
+assert_eq "no client certificate" 000 "$(http_status "$url/-/healthy" --cacert "$tls/ca.pem")"
+assert_eq "plain HTTP to the TLS port" 000 "$(http_status "http://127.0.0.1:$port/metrics")"
+wait_until 5 "a debug line for the failed handshakes" grep -q 'msg="TLS handshake failed"' "$WORKDIR/exporter.log"
+pid_alive "$EXPORTER_PID" || fail "the exporter died"
+assert_eq "still serving" 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)"
+
+# A real Prometheus scrapes with basic_auth and tls_config.
+cat >"$WORKDIR/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: smtp_exporter
+    scheme: https
+    basic_auth:
+      username: prometheus
+      password: first-secret
+    tls_config:
+      ca_file: $tls/ca.pem
+      cert_file: $tls/client.pem
+      key_file: $tls/client.key
+    static_configs:
+      - targets: ['127.0.0.1:$port']
+YAML
+prom_port=$(pick_port)
+start_prometheus_config "$WORKDIR" "$prom_port" "$WORKDIR/prometheus.yml"
+_up() { [[ $(prom_query "$prom_port" 'up{job="smtp_exporter"}') == 1 ]]; }
+wait_until 20 "Prometheus to scrape the exporter over TLS with basic auth (up == 1)" _up
+stop_prometheus
+
+# The file changes while running: the new password works, the old one no longer does.
+web_config "$hash_two"
+_second_works() {
+  [[ $(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:second-secret) == 200 ]]
+}
+wait_until 10 "the new password to be accepted" _second_works
+assert_eq "old password after the change" 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)"
+
+# A bad new file: logged, and the last good one stays.
+printf 'tls_server_config:\n  cert_file: tls/server.pem\n  key_file: tls/server.key\n  colour: blue\n' >"$web.next"
+mv "$web.next" "$web"
+wait_until 10 "the bad file to be reported" grep -q 'web config reload failed, keeping the last good one' "$WORKDIR/exporter.log"
+assert_contains "reload error names file, line and key" "$(cat "$WORKDIR/exporter.log")" "$web:4: tls_server_config.colour: unknown key"
+assert_eq "last good file kept" 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:second-secret)"
+log "PASS: web_config_test"
