@@ -63,8 +63,8 @@ printf 'basic_auth_users:\n  prometheus: plain-text\n' >"$WORKDIR/bad.yml"
 rc=0
 "$binary" --config.file="$WORKDIR/smtp.yml" --web.listen-address=127.0.0.1:0 \
   --web.config.file="$WORKDIR/bad.yml" >"$WORKDIR/bad.log" 2>&1 || rc=$?
-assert_eq "exit code with a bad web config" 2 "$rc"
-assert_contains "start-up error" "$(cat "$WORKDIR/bad.log")" "$WORKDIR/bad.yml:2: basic_auth_users.prometheus: not a bcrypt hash"
+assert_eq 2 "$rc" "exit code with a bad web config"
+assert_contains "$(cat "$WORKDIR/bad.log")" "$WORKDIR/bad.yml:2: basic_auth_users.prometheus: not a bcrypt hash" "start-up error"
 
 port=$(pick_port)
 spawn exporter "$WORKDIR/exporter.log" "$binary" --config.file="$WORKDIR/smtp.yml" \
@@ -80,35 +80,35 @@ wait_until 15 "the exporter to answer /-/healthy over TLS" _healthy
 
 # Basic auth: 401 without or with wrong credentials, 200 with the right ones; /-/healthy open.
 headers=$(curl -sS -o /dev/null -D - --max-time 5 "${client_tls[@]}" "$url/metrics")
-assert_contains "401 without credentials" "$headers" "HTTP/1.1 401"
-assert_contains "realm" "$headers" 'WWW-Authenticate: Basic realm="smtp_exporter"'
-assert_contains "extra header on a 401" "$headers" "X-Content-Type-Options: nosniff"
-assert_eq "wrong password" 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:wrong)"
-assert_eq "unknown user" 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u nobody:first-secret)"
-assert_eq "right password" 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)"
-assert_eq "/-/healthy without credentials" 200 "$(http_status "$url/-/healthy" "${client_tls[@]}")"
-assert_eq "/-/ready without credentials" 401 "$(http_status "$url/-/ready" "${client_tls[@]}")"
+assert_contains "$headers" "HTTP/1.1 401" "401 without credentials"
+assert_contains "$headers" 'WWW-Authenticate: Basic realm="smtp_exporter"' "realm"
+assert_contains "$headers" "X-Content-Type-Options: nosniff" "extra header on a 401"
+assert_eq 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:wrong)" "wrong password"
+assert_eq 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u nobody:first-secret)" "unknown user"
+assert_eq 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)" "right password"
+assert_eq 200 "$(http_status "$url/-/healthy" "${client_tls[@]}")" "/-/healthy without credentials"
+assert_eq 401 "$(http_status "$url/-/ready" "${client_tls[@]}")" "/-/ready without credentials"
 body=$(curl -fsS --max-time 5 "${client_tls[@]}" -u prometheus:first-secret "$url/metrics")
-assert_contains "/metrics over TLS" "$body" "process_start_time_seconds"
+assert_contains "$body" "process_start_time_seconds" "/metrics over TLS"
 
 # TLS 1.2 (with a suite of the file) and TLS 1.3.
 for version in 1.2 1.3; do
   out=$(curl -sS -v -o /dev/null -w '%{http_code}' --max-time 5 "${client_tls[@]}" \
     -u prometheus:first-secret --tlsv"$version" --tls-max "$version" "$url/metrics" 2>&1)
-  assert_contains "TLS $version answer" "$out" "200"
-  assert_contains "TLS $version negotiated" "$out" "SSL connection using TLSv$version"
+  assert_contains "$out" "200" "TLS $version answer"
+  assert_contains "$out" "SSL connection using TLSv$version" "TLS $version negotiated"
 done
 out=$(curl -sS -v -o /dev/null --max-time 5 "${client_tls[@]}" -u prometheus:first-secret \
   --tls-max 1.2 --ciphers ECDHE-RSA-AES256-SHA "$url/metrics" 2>&1 || true)
-assert_contains "a TLS 1.2 suite outside cipher_suites is refused" "$out" "alert handshake failure"
+assert_contains "$out" "alert handshake failure" "a TLS 1.2 suite outside cipher_suites is refused"
 
 # Client certificates: without one, no answer; plain HTTP to the TLS port: closed, logged at
 # debug, and the server goes on.
-assert_eq "no client certificate" 000 "$(http_status "$url/-/healthy" --cacert "$tls/ca.pem")"
-assert_eq "plain HTTP to the TLS port" 000 "$(http_status "http://127.0.0.1:$port/metrics")"
+assert_eq 000 "$(http_status "$url/-/healthy" --cacert "$tls/ca.pem")" "no client certificate"
+assert_eq 000 "$(http_status "http://127.0.0.1:$port/metrics")" "plain HTTP to the TLS port"
 wait_until 5 "a debug line for the failed handshakes" grep -q 'msg="TLS handshake failed"' "$WORKDIR/exporter.log"
 pid_alive "$EXPORTER_PID" || fail "the exporter died"
-assert_eq "still serving" 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)"
+assert_eq 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)" "still serving"
 
 # A real Prometheus scrapes with basic_auth and tls_config.
 cat >"$WORKDIR/prometheus.yml" <<YAML
@@ -140,12 +140,18 @@ _second_works() {
   [[ $(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:second-secret) == 200 ]]
 }
 wait_until 10 "the new password to be accepted" _second_works
-assert_eq "old password after the change" 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)"
+assert_eq 401 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:first-secret)" "old password after the change"
 
 # A bad new file: logged, and the last good one stays.
 printf 'tls_server_config:\n  cert_file: tls/server.pem\n  key_file: tls/server.key\n  colour: blue\n' >"$web.next"
 mv "$web.next" "$web"
-wait_until 10 "the bad file to be reported" grep -q 'web config reload failed, keeping the last good one' "$WORKDIR/exporter.log"
-assert_contains "reload error names file, line and key" "$(cat "$WORKDIR/exporter.log")" "$web:4: tls_server_config.colour: unknown key"
-assert_eq "last good file kept" 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:second-secret)"
+# The file is checked when a connection or request comes (at most once a second), as
+# exporter-toolkit reads it per request.
+_bad_reported() {
+  http_status "$url/-/healthy" "${client_tls[@]}" >/dev/null
+  grep -q 'web config reload failed, keeping the last good one' "$WORKDIR/exporter.log"
+}
+wait_until 10 "the bad file to be reported" _bad_reported
+assert_contains "$(cat "$WORKDIR/exporter.log")" "$web:4: tls_server_config.colour: unknown key" "reload error names file, line and key"
+assert_eq 200 "$(http_status "$url/metrics" "${client_tls[@]}" -u prometheus:second-secret)" "last good file kept"
 log "PASS: web_config_test"
