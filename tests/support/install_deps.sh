@@ -24,8 +24,8 @@ SMTP_TEST_CACHE=${SMTP_TEST_CACHE:-/var/cache/smtp_exporter-test}
 
 build_packages=(cmake ninja-build g++ prometheus-cpp-dev libyaml-cpp-dev libboost-dev
   libboost-system-dev libssl-dev libcrypt-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libc-ares-dev zlib1g-dev nlohmann-json3-dev libcli11-dev clang-format git curl ca-certificates openssl
-  procps iproute2 clang libclang-rt-14-dev)
+  libc-ares-dev zlib1g-dev nlohmann-json3-dev libcli11-dev clang-format git curl ca-certificates
+  openssl procps iproute2 clang libclang-rt-14-dev)
 # The runtime libraries of exim4-daemon-light and opensmtpd, whose binaries are only unpacked.
 # (From `apt-cache show`'s Depends, minus what every Debian system has.)
 exim_libs=(libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libnsl2 libdb5.3 libcrypt1)
