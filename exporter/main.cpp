@@ -12,6 +12,7 @@
 #include "exporter/duration.h"
 #include "exporter/log.h"
 #include "exporter/probe_face.h"
+#include "exporter/web_config.h"
 
 namespace {
 
@@ -146,6 +147,10 @@ int main(int argc, char** argv) {
       smtp::Config config = smtp::load_config_or_default(serve.config_file, serve.shard);
       std::cout << (serve.config_file ? *serve.config_file : std::string("<embedded default>"))
                 << ": OK, " << config.targets.size() << " target(s)\n";
+      if (serve.web_config_file) {
+        smtp::load_web_config_file(*serve.web_config_file);
+        std::cout << *serve.web_config_file << ": OK\n";
+      }
       return 0;
     } catch (const smtp::ConfigError& e) {
       std::cerr << e.what() << "\n";

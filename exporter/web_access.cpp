@@ -124,8 +124,8 @@ asio::awaitable<bool> WebAccess::password_matches(const BasicCredentials& creden
     ~Done() { --running; }
   } done{checks_running_};
   asio::awaitable<bool> check = run_bcrypt(credentials.password, hash);
-  const bool matches =
-      co_await asio::co_spawn(bcrypt_pool_.get_executor(), std::move(check), asio::use_awaitable);
+  const asio::thread_pool::executor_type pool = bcrypt_pool_.get_executor();
+  const bool matches = co_await asio::co_spawn(pool, std::move(check), asio::use_awaitable);
   cache_.insert(key, matches);
   co_return matches&& known;
 }

@@ -66,6 +66,13 @@ rc=0
 assert_eq 2 "$rc" "exit code with a bad web config"
 assert_contains "$(cat "$WORKDIR/bad.log")" "$WORKDIR/bad.yml:2: basic_auth_users.prometheus: not a bcrypt hash" "start-up error"
 
+rc=0
+"$binary" --config.check --config.file="$WORKDIR/smtp.yml" --web.config.file="$WORKDIR/bad.yml" \
+  >"$WORKDIR/check.log" 2>&1 || rc=$?
+assert_eq 2 "$rc" "--config.check exit code with a bad web config"
+"$binary" --config.check --config.file="$WORKDIR/smtp.yml" --web.config.file="$web" \
+  >"$WORKDIR/check.log" 2>&1 || fail "--config.check refused the good web config: $(cat "$WORKDIR/check.log")"
+
 port=$(pick_port)
 spawn exporter "$WORKDIR/exporter.log" "$binary" --config.file="$WORKDIR/smtp.yml" \
   --web.listen-address="127.0.0.1:$port" --web.config.file="$web" --log.level=debug
