@@ -18,6 +18,7 @@
 #include "exporter/status_endpoint.h"
 #include "exporter/status_snapshot.h"
 #include "exporter/wall_clock.h"
+#include "exporter/web_access.h"
 
 namespace smtp {
 namespace {
@@ -28,8 +29,9 @@ double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double
 /// (probing), the ConfigReloader (loading) and the HTTP server.
 class Daemon {
  public:
-  Daemon(const DaemonOptions& options, Config config)
+  Daemon(const DaemonOptions& options, Config config, std::unique_ptr<WebAccess> access)
       : options_(options),
+        access_(std::move(access)),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         fd_budget_(raise_fd_limit_and_plan(options.max_concurrency)),
         runner_(io_.get_executor(), metrics_, {.max_concurrency = fd_budget_.probe_slots}),
@@ -43,7 +45,9 @@ class Daemon {
         probe_endpoint_(metrics_, {.timeout_offset = options.probe_timeout_offset,
                                    .resolver = [this] { return runner_.resolver(); }}),
         http_(io_.get_executor(), parse_listen_address(options.listen_address),
-              {.max_connections = fd_budget_.http_connections, .observer = &metrics_}),
+              {.max_connections = fd_budget_.http_connections,
+               .observer = &metrics_,
+               .access = access_.get()}),
         metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
                           [this] { return runner_.snapshot(); }),
         status_endpoint_(
@@ -75,6 +79,7 @@ class Daemon {
     io_.run();
     render_pool_.join();
     config_pool_.join();
+    if (access_) access_->join();
     return 0;
   }
 
@@ -166,6 +171,7 @@ class Daemon {
   }
 
   DaemonOptions options_;
+  std::unique_ptr<WebAccess> access_;  // outlives io_: HTTP coroutines may hold it when io_ goes
   asio::io_context io_{1};
   asio::thread_pool render_pool_{1};
   asio::thread_pool config_pool_{1};  // config loads: a parse never runs on the probe thread
@@ -200,8 +206,17 @@ int run_daemon(const DaemonOptions& options) {
     log::write(log::Level::kError, "cannot load config", {{"err", e.what()}});
     return kExitBadConfig;
   }
+  std::unique_ptr<WebAccess> access;
+  if (options.web_config_file) {
+    try {
+      access = std::make_unique<WebAccess>(*options.web_config_file);
+    } catch (const ConfigError& e) {
+      log::write(log::Level::kError, "cannot load web config", {{"err", e.what()}});
+      return kExitBadConfig;
+    }
+  }
   try {
-    Daemon daemon(options, std::move(config));
+    Daemon daemon(options, std::move(config), std::move(access));
     return daemon.run();
   } catch (const std::exception& e) {
     // A listen address that is malformed or taken, or a resolver that cannot start.

@@ -23,6 +23,8 @@ struct DaemonOptions {
   std::chrono::milliseconds auto_reload_interval{0};
   /// Taken from Prometheus's scrape timeout to get a /probe's deadline (--probe.timeout-offset).
   std::chrono::milliseconds probe_timeout_offset{500};
+  /// --web.config.file: TLS, basic auth and headers for the HTTP endpoints (none: plain, open).
+  std::optional<std::string> web_config_file;
 };
 
 /// Loads `config_file`, or the embedded default config if there is none, and keeps the targets
@@ -30,8 +32,8 @@ struct DaemonOptions {
 Config load_config_or_default(const std::optional<std::string>& config_file,
                               const Shard& shard = {});
 
-/// Runs until SIGTERM or SIGINT; returns the process exit code. A config that does not load at
-/// start is reported on stderr and gives kExitBadConfig.
+/// Runs until SIGTERM or SIGINT; returns the process exit code. A config or web config that does
+/// not load at start is reported on stderr and gives kExitBadConfig.
 int run_daemon(const DaemonOptions& options);
 
 }  // namespace smtp

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <optional>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -19,6 +21,7 @@ namespace http = beast::http;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 using Id = ConnectionTable::Id;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr auto kAwait = asio::use_awaitable;
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;
@@ -171,12 +174,16 @@ struct HttpServer::State {
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<State> self);
   static void admit(const std::shared_ptr<State>& self, tcp::socket socket);
-  static asio::awaitable<void> serve(std::shared_ptr<State> self,
-                                     std::shared_ptr<beast::tcp_stream> stream, Id id);
+  // Stream: beast::tcp_stream, or TlsStream over one.
+  template <typename Stream>
+  static asio::awaitable<void> serve(std::shared_ptr<State> self, std::shared_ptr<Stream> stream,
+                                     Id id, Clock::time_point first_deadline);
+  static asio::awaitable<bool> handshake(State& state, TlsStream& stream);
   asio::awaitable<HttpResponse> respond(const http::request<http::string_body>& message);
-  asio::awaitable<void> write_response(Id id, beast::tcp_stream& stream,
-                                       const HttpResponse& response, unsigned version, bool head,
-                                       bool keep_alive, error_code& ec);
+  template <typename Stream>
+  asio::awaitable<void> write_response(Id id, Stream& stream, HttpResponse response,
+                                       unsigned version, bool head, bool keep_alive,
+                                       error_code& ec);
 
   static void log_exception(std::exception_ptr error) {
     if (!error) return;
@@ -238,14 +245,42 @@ void HttpServer::State::admit(const std::shared_ptr<State>& self, tcp::socket so
         ignored);
   }
   const Id id = self->table.add();
+  // The first request, TLS handshake included, is due within request_timeout of the accept.
+  const Clock::time_point first_deadline = Clock::now() + self->options.request_timeout;
+  WebAccess* access = self->options.access;
+  if (access != nullptr && access->tls()) {
+    const std::shared_ptr<asio::ssl::context> context = access->tls_context();
+    auto stream = std::make_shared<TlsStream>(std::move(socket), *context);
+    // The server keeps the TCP stream to close it; the coroutine owns the whole.
+    self->streams.emplace(id, std::shared_ptr<beast::tcp_stream>(stream, &stream->next_layer()));
+    self->observer().http_connections(self->table.size());
+    asio::co_spawn(self->executor, serve(self, std::move(stream), id, first_deadline),
+                   log_exception);
+    return;
+  }
   auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
   self->streams.emplace(id, stream);
   self->observer().http_connections(self->table.size());
-  asio::co_spawn(self->executor, serve(self, std::move(stream), id), log_exception);
+  asio::co_spawn(self->executor, serve(self, std::move(stream), id, first_deadline), log_exception);
 }
 
+asio::awaitable<bool> HttpServer::State::handshake(State& state, TlsStream& stream) {
+  error_code ec;
+  co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(kAwait, ec));
+  if (!ec) co_return true;
+  if (ec == beast::error::timeout) {
+    state.observer().http_connection_timed_out(HttpTimeout::kRequest);
+  }
+  // Plain HTTP to the TLS port, a client that trusts not our certificate, a missing client
+  // certificate: the client's business, told to it by the alert; a debug line for the operator.
+  log::write(log::Level::kDebug, "TLS handshake failed", {{"err", ec.message()}});
+  co_return false;
+}
+
+template <typename Stream>
 asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
-                                               std::shared_ptr<beast::tcp_stream> stream, Id id) {
+                                               std::shared_ptr<Stream> stream, Id id,
+                                               Clock::time_point first_deadline) {
   // Locals die before parameters, so `self` is still alive when this runs.
   struct Forget {
     State& state;
@@ -254,6 +289,15 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
   } forget{*self, id};
 
   const HttpServerOptions& options = self->options;
+  beast::tcp_stream& lowest = beast::get_lowest_layer(*stream);
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    lowest.expires_at(first_deadline);
+    const bool secured = co_await handshake(*self, *stream);
+    if (!secured) {
+      lowest.close();
+      co_return;
+    }
+  }
   beast::flat_buffer buffer;
   bool served = false;  // a request was answered: the connection now waits as a keep-alive one
   bool keep_alive = true;
@@ -261,9 +305,13 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
     error_code ec;
     // A new connection's request is due within request_timeout of its accept; a later one's
     // within request_timeout of its first byte.
-    auto deadline = Clock::now() + options.request_timeout;
+    auto deadline = served ? Clock::now() + options.request_timeout : first_deadline;
     if (buffer.size() == 0) {
-      stream->expires_after(served ? options.idle_timeout : options.request_timeout);
+      if (served) {
+        lowest.expires_after(options.idle_timeout);
+      } else {
+        lowest.expires_at(first_deadline);
+      }
       const std::size_t n = co_await stream->async_read_some(buffer.prepare(kFirstReadBytes),
                                                              asio::redirect_error(kAwait, ec));
       buffer.commit(n);
@@ -277,7 +325,7 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
       if (served) deadline = Clock::now() + options.request_timeout;
     }
     self->table.request_begun(id);
-    stream->expires_at(deadline);
+    lowest.expires_at(deadline);
 
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
@@ -285,9 +333,9 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
     co_await http::async_read_header(*stream, buffer, parser, asio::redirect_error(kAwait, ec));
     if (!ec && expects_continue(parser.get())) {
       http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
-      stream->expires_after(options.write_stall_timeout);
+      lowest.expires_after(options.write_stall_timeout);
       co_await http::async_write(*stream, go_on, asio::redirect_error(kAwait, ec));
-      stream->expires_at(deadline);
+      lowest.expires_at(deadline);
     }
     if (!ec && !parser.is_done()) {
       co_await http::async_read(*stream, buffer, parser, asio::redirect_error(kAwait, ec));
@@ -299,8 +347,8 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
       const int status = status_for_read_error(ec);
       if (status != 0 && !self->stopped) {
         // The rest of the stream cannot be trusted to be framed right: answer and close.
-        const HttpResponse refusal = text_response(status, "bad request\n");
-        co_await self->write_response(id, *stream, refusal, 11, false, false, ec);
+        HttpResponse refusal = text_response(status, "bad request\n");
+        co_await self->write_response(id, *stream, std::move(refusal), 11, false, false, ec);
       }
       break;
     }
@@ -309,7 +357,7 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
     const auto& message = parser.get();
     HttpResponse response = co_await self->respond(message);
     keep_alive = message.keep_alive() && !self->stopped;
-    co_await self->write_response(id, *stream, response, message.version(),
+    co_await self->write_response(id, *stream, std::move(response), message.version(),
                                   message.method() == http::verb::head, keep_alive, ec);
     if (ec) {
       if (ec == beast::error::timeout) {
@@ -320,14 +368,19 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<State> self,
     served = true;
     self->table.wait_for_request(id);
   }
+  // No TLS close_notify: it would wait on the peer; the response's framing says where it ends.
   error_code ignored;
-  stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream->close();
+  lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  lowest.close();
 }
 
 asio::awaitable<HttpResponse> HttpServer::State::respond(
     const http::request<http::string_body>& message) {
   const HttpRequest request = make_request(message);
+  if (options.access != nullptr) {
+    std::optional<HttpResponse> refusal = co_await options.access->check(request);
+    if (refusal) co_return std::move(*refusal);
+  }
   const auto it = routes.find(request.path);
   if (it == routes.end()) co_return text_response(404, "not found\n");
   if (!it->second.allows(message.method())) {
@@ -350,11 +403,13 @@ asio::awaitable<HttpResponse> HttpServer::State::respond(
   co_return response;
 }
 
-asio::awaitable<void> HttpServer::State::write_response(Id id, beast::tcp_stream& stream,
-                                                        const HttpResponse& response,
-                                                        unsigned version, bool head,
-                                                        bool keep_alive, error_code& ec) {
+template <typename Stream>
+asio::awaitable<void> HttpServer::State::write_response(Id id, Stream& stream,
+                                                        HttpResponse response, unsigned version,
+                                                        bool head, bool keep_alive,
+                                                        error_code& ec) {
   ec = {};  // an error response follows a failed read
+  if (options.access != nullptr) options.access->add_headers(response);
   const std::string header = response_header(response, version, keep_alive);
   // The body is written from the shared buffer itself: no copy per connection.
   const std::string_view body = head ? std::string_view() : response.body.view();
@@ -379,7 +434,7 @@ asio::awaitable<void> HttpServer::State::write_response(Id id, beast::tcp_stream
               asio::const_buffer()};
     }
     // The timeout is on progress: a reader that takes a byte now and then keeps its connection.
-    stream.expires_after(options.write_stall_timeout);
+    beast::get_lowest_layer(stream).expires_after(options.write_stall_timeout);
     written += co_await stream.async_write_some(rest, asio::redirect_error(kAwait, ec));
   }
   table.end_write(id);

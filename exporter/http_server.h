@@ -15,6 +15,7 @@
 #include "exporter/http_message.h"
 #include "exporter/http_observer.h"
 #include "exporter/http_parse.h"
+#include "exporter/web_access.h"
 #include "probes/asio.h"
 
 namespace smtp {
@@ -49,11 +50,15 @@ struct HttpServerOptions {
   /// Told about connections (counted in the exporter's metrics); may be null. Must outlive the
   /// HttpServer object (not its coroutines, which may still unwind after it).
   HttpObserver* observer = nullptr;
+  /// --web.config.file: TLS, basic auth and extra headers; null: plain HTTP, open to all. Must
+  /// outlive the HttpServer object and the io_context it runs on.
+  WebAccess* access = nullptr;
 };
 
 /// Serves registered paths: 404 for others, 405 (with Allow) for a method the route does not
 /// take. Keep-alive, bounded request size (64 KiB of headers, no bodies over 1 MiB), and the
-/// limits in HttpServerOptions. Rejections, evictions and slow-reader closes are logged at most
+/// limits in HttpServerOptions, over TLS too (the TLS handshake counts as part of the first
+/// request, under request_timeout). Rejections, evictions and slow-reader closes are logged at most
 /// once a minute per kind, with a count.
 class HttpServer {
  public:

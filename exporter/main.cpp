@@ -12,6 +12,7 @@
 #include "exporter/duration.h"
 #include "exporter/log.h"
 #include "exporter/probe_face.h"
+#include "exporter/web_config.h"
 
 namespace {
 
@@ -41,6 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--web.listen-address", serve.listen_address,
                  "Address for /metrics and the other HTTP endpoints.")
       ->capture_default_str();
+  std::string web_config_file;
+  app.add_option("--web.config.file", web_config_file,
+                 "TLS, client certificates, basic auth and response headers for the HTTP "
+                 "endpoints, in Prometheus exporter-toolkit's format.");
   app.add_option("--probe.max-concurrency", serve.max_concurrency,
                  "Most probes in flight at once (0: as many as the open-file limit allows, "
                  "at most 4096).")
@@ -109,6 +114,7 @@ int main(int argc, char** argv) {
   if (check_face->parsed()) return smtp::run_check_face(check);
 
   if (!config_file.empty()) serve.config_file = config_file;
+  if (!web_config_file.empty()) serve.web_config_file = web_config_file;
   const std::optional<std::chrono::milliseconds> interval = smtp::parse_duration(auto_reload);
   if (!interval && auto_reload != "0") {
     std::cerr << "smtp_exporter: --config.auto-reload-interval: invalid duration \"" << auto_reload
@@ -141,6 +147,10 @@ int main(int argc, char** argv) {
       smtp::Config config = smtp::load_config_or_default(serve.config_file, serve.shard);
       std::cout << (serve.config_file ? *serve.config_file : std::string("<embedded default>"))
                 << ": OK, " << config.targets.size() << " target(s)\n";
+      if (serve.web_config_file) {
+        smtp::load_web_config_file(*serve.web_config_file);
+        std::cout << *serve.web_config_file << ": OK\n";
+      }
       return 0;
     } catch (const smtp::ConfigError& e) {
       std::cerr << e.what() << "\n";

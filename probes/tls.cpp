@@ -10,7 +10,6 @@
 #include "probes/certificate.h"
 
 namespace smtp {
-namespace {
 
 int tls_version_number(const std::string& name) {
   if (name.empty()) return 0;
@@ -29,6 +28,8 @@ std::string openssl_error() {
   ERR_clear_error();
   return reason != nullptr ? reason : "unknown OpenSSL error";
 }
+
+namespace {
 
 std::string blackbox_version_name(const char* openssl_name) {
   std::string name = openssl_name ? openssl_name : "";

@@ -20,6 +20,13 @@ struct TlsSettings {
   std::string min_version;  // "", "TLS10", "TLS11", "TLS12", "TLS13"
 };
 
+/// OpenSSL's number for "TLS10" ... "TLS13"; 0 for ""; throws std::runtime_error otherwise.
+int tls_version_number(const std::string& name);
+
+/// The reason of OpenSSL's last error in words ("no certificate or crl found"), without its
+/// numeric codes; clears the error queue.
+std::string openssl_error();
+
 /// Builds the client context for `settings`: CA store, minimum version, client certificate.
 /// Peer verification is recorded, not enforced, so that an unverified certificate still yields
 /// its facts; the probe decides what a failed verification means. Throws std::runtime_error

@@ -12,7 +12,8 @@
 #          systemd-analyze (systemd_test.sh), node with the npm packages of
 #          tests/support/npm (kubernetes_test.sh, alert_rules_test.sh, dashboards_test.sh),
 #          installed into $SMTP_TEST_CACHE/npm, and Nagios 4 and Icinga 2 to run and validate
-#          the Nagios plugin face
+#          the Nagios plugin face, and htpasswd (apache2-utils) for the bcrypt hashes of
+#          web_config_test.sh
 #   run    what deploy/local/run.sh needs besides the build: Postfix, curl, openssl
 #   demo-prometheus  Prometheus, for deploy/local/run.sh --prometheus
 #   container  what deploy/docker/test_image.sh needs: podman, runc, mmdebstrap (and Postfix)
@@ -24,14 +25,15 @@ export DEBIAN_FRONTEND=noninteractive
 SMTP_TEST_CACHE=${SMTP_TEST_CACHE:-/var/cache/smtp_exporter-test}
 
 build_packages=(cmake ninja-build g++ prometheus-cpp-dev libyaml-cpp-dev libboost-dev
-  libboost-system-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev
-  zlib1g-dev nlohmann-json3-dev libcli11-dev clang-format git curl ca-certificates openssl
-  procps iproute2 clang libclang-rt-14-dev)
+  libboost-system-dev libssl-dev libcrypt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libc-ares-dev zlib1g-dev nlohmann-json3-dev libcli11-dev clang-format git curl ca-certificates
+  openssl procps iproute2 clang libclang-rt-14-dev)
 # The runtime libraries of exim4-daemon-light and opensmtpd, whose binaries are only unpacked.
 # (From `apt-cache show`'s Depends, minus what every Debian system has.)
 exim_libs=(libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libnsl2 libdb5.3 libcrypt1)
 opensmtpd_libs=(libevent-2.1-7 libssl3 libcrypt1 libdb5.3 libpam0g zlib1g)
 test_packages=(postfix prometheus monitoring-plugins-basic jq shellcheck curl ca-certificates openssl
+  apache2-utils
   procps iproute2 adduser gzip dnsmasq-base bind9-dnsutils systemd chromium "${exim_libs[@]}")
 run_packages=(postfix curl ca-certificates openssl procps iproute2)
 container_packages=(podman runc mmdebstrap util-linux curl ca-certificates openssl procps iproute2)
