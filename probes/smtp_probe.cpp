@@ -57,9 +57,9 @@ std::string format_ms(Clock::duration d) {
 struct ConnectRace {
   enum class State : std::uint8_t { kNotStarted, kConnecting, kConnected, kFailed };
   struct Attempt {
-    Attempt(const asio::any_io_executor& executor, const tcp::endpoint& to)
+    Attempt(const IoExecutor& executor, const tcp::endpoint& to)
         : socket(executor), endpoint(to) {}
-    tcp::socket socket;
+    ProbeSocket socket;
     tcp::endpoint endpoint;
     State state = State::kNotStarted;
     boost::system::error_code error;
@@ -67,7 +67,7 @@ struct ConnectRace {
     Clock::time_point finished;
   };
 
-  ConnectRace(const asio::any_io_executor& executor, const std::vector<tcp::endpoint>& endpoints)
+  ConnectRace(const IoExecutor& executor, const std::vector<tcp::endpoint>& endpoints)
       : wake(executor) {
     attempts.reserve(endpoints.size());  // never reallocated: handlers index into it
     for (const tcp::endpoint& endpoint : endpoints) attempts.emplace_back(executor, endpoint);
@@ -108,7 +108,7 @@ struct ConnectRace {
   std::vector<Attempt> attempts;
   /// The coroutine sleeps on it until the next attempt is due or the deadline; a finished
   /// attempt cancels it to wake the coroutine early.
-  asio::steady_timer wake;
+  ProbeTimer wake;
   std::size_t started = 0;
   std::size_t connecting = 0;
   std::size_t failed = 0;
@@ -119,28 +119,25 @@ struct ConnectRace {
 /// One probe's state; lives in the coroutine frame of run_probe.
 class Session {
  public:
-  Session(const ProbeTarget& target, const ProbeOptions& options, asio::any_io_executor executor)
+  Session(const ProbeTarget& target, const ProbeOptions& options, const IoExecutor& executor)
       : target_(target), options_(options), socket_(executor), deadline_timer_(executor) {
     start_ = Clock::now();
     deadline_ = start_ + target_.timeout;
   }
 
-  /// The dialogue under one deadline: a single timer for the whole probe, whose expiry closes the
-  /// socket (so whatever is pending ends at once), rather than a timer re-armed for every read
-  /// and write.
-  asio::awaitable<void> run() {
+  /// The whole probe has one deadline: a single timer, whose expiry closes the socket (so
+  /// whatever is pending ends at once), rather than a timer re-armed for every read and write.
+  void arm_deadline() {
     deadline_timer_.expires_at(deadline_);
     deadline_timer_.async_wait([this](const error_code& ec) {
       if (ec) return;  // cancelled: the session may be gone, touch nothing
       on_deadline();
     });
-    co_await dialogue();
-    if (deadline_timer_.cancel() == 0) {
-      // It expired, and its handler is queued if it has not run: it touches this session, which
-      // must outlive it. The handler is ahead of a continuation posted now.
-      while (!deadline_passed_) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
-    }
   }
+
+  /// Whether the session may go: the deadline's handler touches it, so once it has expired the
+  /// handler must have run (it is queued ahead of anything posted after the expiry).
+  bool deadline_released() { return deadline_timer_.cancel() > 0 || deadline_passed_; }
 
   ProbeResult take_result() {
     result_.total = Clock::now() - start_;
@@ -150,13 +147,7 @@ class Session {
     return std::move(result_);
   }
 
- private:
-  void on_deadline() {
-    deadline_passed_ = true;
-    error_code ignored;
-    socket_.close(ignored);  // what is pending ends with operation_aborted
-  }
-
+  /// The probe's phases, in order, until the first that fails.
   asio::awaitable<void> dialogue() {
     // GCC 12 miscompiles co_await inside an if condition: await into a variable first.
     bool ok = co_await resolve_and_connect();
@@ -180,6 +171,13 @@ class Session {
       if (!ok) co_return;
     }
     co_await quit();
+  }
+
+ private:
+  void on_deadline() {
+    deadline_passed_ = true;
+    error_code ignored;
+    socket_.close(ignored);  // what is pending ends with operation_aborted
   }
 
   // --- bookkeeping -------------------------------------------------------------------------
@@ -291,7 +289,7 @@ class Session {
     // Past the deadline (it came during the lookup), the timer will not close this socket.
     if (!ec && !deadline_passed_) ec = start_connect(socket_, single, pending);
     if (pending) {
-      co_await socket_.async_wait(tcp::socket::wait_write,
+      co_await socket_.async_wait(ProbeSocket::wait_write,
                                   asio::redirect_error(asio::use_awaitable, ec));
       if (!ec) ec = connect_result(socket_);
     }
@@ -488,20 +486,15 @@ class Session {
     }
   }
 
-  /// Sends one command line; false (and the connection is useless) if it could not be written.
-  asio::awaitable<error_code> send(std::string_view command) {
+  /// Sends one command line; an error in `ec` (and the connection is useless) if it could not be
+  /// written. Not a coroutine itself: it hands back the write to await, one frame fewer a line.
+  asio::awaitable<std::size_t> send(std::string_view command, error_code& ec) {
     record(TranscriptLine::Direction::kSent, command);
     line_.assign(command);
     line_ += "\r\n";
-    error_code ec;
-    if (tls_) {
-      co_await asio::async_write(*tls_, asio::buffer(line_),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-    } else {
-      co_await asio::async_write(socket_, asio::buffer(line_),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-    }
-    co_return ec;
+    const auto token = asio::redirect_error(asio::use_awaitable, ec);
+    return tls_ ? asio::async_write(*tls_, asio::buffer(line_), token)
+                : asio::async_write(socket_, asio::buffer(line_), token);
   }
 
   /// Maps a failed read to the phase's reason and records it.
@@ -621,7 +614,8 @@ class Session {
       co_await quit();
       co_return false;
     }
-    error_code ec = co_await send("STARTTLS");
+    error_code ec;
+    co_await send("STARTTLS", ec);
     if (ec) {
       set_phase(Phase::kStartTls, began);
       fail_write(ec, Phase::kStartTls, FailureReason::kStarttlsTimeout);
@@ -695,7 +689,8 @@ class Session {
     std::string command(verb);
     command += ' ';
     command += target_.helo_name;
-    error_code ec = co_await send(command);
+    error_code ec;
+    co_await send(command, ec);
     if (ec) {
       fail_write(ec, Phase::kEhlo, FailureReason::kEhloTimeout);
       co_return false;
@@ -710,7 +705,8 @@ class Session {
 
   asio::awaitable<void> quit() {
     Clock::time_point began = Clock::now();
-    error_code ec = co_await send("QUIT");
+    error_code ec;
+    co_await send("QUIT", ec);
     if (ec) {
       set_phase(Phase::kQuit, began);
       fail_write(ec, Phase::kQuit, FailureReason::kQuitTimeout);
@@ -732,9 +728,9 @@ class Session {
 
   const ProbeTarget& target_;
   const ProbeOptions& options_;
-  tcp::socket socket_;
-  std::optional<asio::ssl::stream<tcp::socket&>> tls_;  // engaged from the handshake on
-  asio::steady_timer deadline_timer_;
+  ProbeSocket socket_;
+  std::optional<asio::ssl::stream<ProbeSocket&>> tls_;  // engaged from the handshake on
+  ProbeTimer deadline_timer_;
   bool deadline_passed_ = false;  // the timer expired and closed the socket
   Clock::time_point start_;
   Clock::time_point deadline_;
@@ -769,8 +765,11 @@ std::vector<tcp::endpoint> connection_order(std::vector<tcp::endpoint> endpoints
 }
 
 asio::awaitable<ProbeResult> run_probe(const ProbeTarget& target, ProbeOptions options) {
-  Session session(target, options, co_await asio::this_coro::executor);
-  co_await session.run();
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  Session session(target, options, io_executor(executor));
+  session.arm_deadline();
+  co_await session.dialogue();
+  while (!session.deadline_released()) co_await asio::post(executor, asio::use_awaitable);
   co_return session.take_result();
 }
 

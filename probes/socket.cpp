@@ -5,6 +5,7 @@
 
 #include <boost/version.hpp>
 #include <cerrno>
+#include <stdexcept>
 
 namespace smtp {
 namespace {
@@ -15,16 +16,22 @@ namespace {
 static_assert(BOOST_VERSION >= 107400 && BOOST_VERSION <= 108100,
               "check Asio's socket_ops state flags (socket_ops.hpp) before using this version");
 
-class SocketState : public tcp::socket {
+class SocketState : public ProbeSocket {
  public:
-  static asio::detail::socket_ops::state_type& of(tcp::socket& socket) {
+  static asio::detail::socket_ops::state_type& of(ProbeSocket& socket) {
     return (socket.*(&SocketState::impl_)).get_implementation().state_;
   }
 };
 
 }  // namespace
 
-boost::system::error_code open_probe_socket(tcp::socket& socket, const tcp& protocol) {
+IoExecutor io_executor(const asio::any_io_executor& executor) {
+  const IoExecutor* io = executor.target<IoExecutor>();
+  if (io == nullptr) throw std::logic_error("a probe runs on an io_context's executor");
+  return *io;
+}
+
+boost::system::error_code open_probe_socket(ProbeSocket& socket, const tcp& protocol) {
   const int fd = ::socket(protocol.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return {errno, asio::error::get_system_category()};
   boost::system::error_code ec;
@@ -40,7 +47,7 @@ boost::system::error_code open_probe_socket(tcp::socket& socket, const tcp& prot
   return {};
 }
 
-boost::system::error_code start_connect(tcp::socket& socket, const tcp::endpoint& endpoint,
+boost::system::error_code start_connect(ProbeSocket& socket, const tcp::endpoint& endpoint,
                                         bool& pending) {
   pending = false;
   if (::connect(socket.native_handle(), endpoint.data(), static_cast<socklen_t>(endpoint.size())) ==
@@ -54,7 +61,7 @@ boost::system::error_code start_connect(tcp::socket& socket, const tcp::endpoint
   return {errno, asio::error::get_system_category()};
 }
 
-boost::system::error_code connect_result(tcp::socket& socket) {
+boost::system::error_code connect_result(ProbeSocket& socket) {
   int error = 0;
   socklen_t length = sizeof error;
   if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
