@@ -57,8 +57,7 @@ std::string format_ms(Clock::duration d) {
 struct ConnectRace {
   enum class State : std::uint8_t { kNotStarted, kConnecting, kConnected, kFailed };
   struct Attempt {
-    Attempt(const IoExecutor& executor, const tcp::endpoint& to)
-        : socket(executor), endpoint(to) {}
+    Attempt(const IoExecutor& executor, const tcp::endpoint& to) : socket(executor), endpoint(to) {}
     ProbeSocket socket;
     tcp::endpoint endpoint;
     State state = State::kNotStarted;
@@ -492,7 +491,7 @@ class Session {
     record(TranscriptLine::Direction::kSent, command);
     line_.assign(command);
     line_ += "\r\n";
-    const auto token = asio::redirect_error(asio::use_awaitable, ec);
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
     return tls_ ? asio::async_write(*tls_, asio::buffer(line_), token)
                 : asio::async_write(socket_, asio::buffer(line_), token);
   }

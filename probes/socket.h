@@ -12,9 +12,9 @@ namespace smtp {
 /// call through a type-erased executor (a sixth of a probe's user-space instructions before).
 using IoExecutor = asio::io_context::executor_type;
 using ProbeSocket = asio::basic_stream_socket<tcp, IoExecutor>;
-using ProbeTimer = asio::basic_waitable_timer<std::chrono::steady_clock,
-                                              asio::wait_traits<std::chrono::steady_clock>,
-                                              IoExecutor>;
+using ProbeTimer =
+    asio::basic_waitable_timer<std::chrono::steady_clock,
+                               asio::wait_traits<std::chrono::steady_clock>, IoExecutor>;
 
 /// The io_context executor behind a coroutine's `executor`. Throws std::logic_error if it is not
 /// an io_context's: probes run on one.
