@@ -15,10 +15,10 @@ namespace {
 
 using Clock = Schedule::Clock;
 
-/// Probes due within the same millisecond start together: at thousands of probes a second the
-/// schedule loop then wakes once a millisecond for all that are due rather than once for each
+/// Probes due within the same 4 ms tick start together: at hundreds of probes a second and more the
+/// schedule loop then wakes once a tick for all that are due rather than once for each
 /// (every wake-up re-arms the reactor's timer: two system calls), and a start is at most this late.
-constexpr std::chrono::milliseconds kWakeupTick{1};
+constexpr std::chrono::milliseconds kWakeupTick{4};
 
 /// When the loop wakes for a start due at `at`: the end of that start's tick, or now if it is due.
 Clock::time_point wakeup_at(Clock::time_point at, Clock::time_point now) {
