@@ -31,16 +31,19 @@ inline std::string format_endpoint(const tcp::endpoint& endpoint) {
   // Every probe names its peer: IPv4 by hand, as inet_ntop goes through sprintf, which cost more
   // than a probe's whole reply parsing.
   const auto bytes = endpoint.address().to_v4().to_bytes();
-  char text[sizeof "255.255.255.255:65535"];
-  char* at = text;
-  char* const end = text + sizeof text;
+  std::string out;
+  out.reserve(sizeof "255.255.255.255:65535" - 1);
+  char digits[8];  // appended from a buffer of its own: GCC -O3 cannot bound pointer arithmetic
+  const auto append = [&out, &digits](unsigned number) {
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, number).ptr);
+  };
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i > 0) *at++ = '.';
-    at = std::to_chars(at, end, static_cast<unsigned>(bytes[i])).ptr;
+    if (i > 0) out += '.';
+    append(bytes[i]);
   }
-  *at++ = ':';
-  at = std::to_chars(at, end, endpoint.port()).ptr;
-  return std::string(text, at);
+  out += ':';
+  append(endpoint.port());
+  return out;
 }
 
 }  // namespace smtp
