@@ -26,6 +26,15 @@ class ConfigError : public std::runtime_error {
 /// The `tls_config` block: the probe's TLS settings.
 using TlsConfig = TlsSettings;
 
+/// The `metrics` block: the optional series families a target leaves out of /metrics (each
+/// costs lines per target in every scrape). Everything is shown unless switched off.
+struct MetricsSelection {
+  bool greeting_histogram = true;  // smtp_greeting_duration_seconds (14 lines)
+  bool phases = true;              // smtp_phase_seconds{phase} (one line per phase that ran)
+  bool ehlo_extensions = true;     // smtp_ehlo_extension_info{extension} (up to 16 lines)
+  bool operator==(const MetricsSelection&) const = default;
+};
+
 /// One configured target with every default applied.
 struct TargetConfig {
   std::string name;
@@ -50,6 +59,7 @@ struct TargetConfig {
   std::shared_ptr<asio::ssl::context> tls_context;
   std::optional<std::string> expect_hostname;
   std::map<std::string, std::string> labels;  // static labels, validated names
+  MetricsSelection metrics;
 
   /// The probe's view of this target.
   ProbeTarget probe_target() const;

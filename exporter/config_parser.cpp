@@ -64,6 +64,7 @@ struct Settings {
   std::optional<Where> tls_config_where;
   milliseconds mx_refresh{std::chrono::minutes(5)};
   std::size_t max_endpoints = 32;
+  MetricsSelection metrics;
 };
 
 // One key and its value, with where the value (or, for an empty value, the key) sits.
@@ -125,8 +126,19 @@ struct SettingField {
 };
 
 // The settings a /probe module takes: the probe's, not the schedule's or the lookups'.
-constexpr std::array<std::string_view, 5> kModuleKeys = {"timeout", "helo_name", "tls",
-                                                         "tls_config", "ip_protocol"};
+constexpr std::array<std::string_view, 6> kModuleKeys = {"timeout",    "helo_name",   "tls",
+                                                         "tls_config", "ip_protocol", "metrics"};
+
+// The keys of a `metrics` block and the family switch each sets.
+struct MetricsField {
+  std::string_view key;
+  bool MetricsSelection::*shown;
+};
+constexpr std::array<MetricsField, 3> kMetricsFields = {{
+    {"greeting_histogram", &MetricsSelection::greeting_histogram},
+    {"phases", &MetricsSelection::phases},
+    {"ehlo_extensions", &MetricsSelection::ehlo_extensions},
+}};
 constexpr std::size_t kMaxProbeConcurrency = 4096;
 
 // Keys only a target has.
@@ -270,6 +282,21 @@ class Parser {
     if (fd < 0) cannot_read(std::strerror(errno));
     ::close(fd);
     return path.string();
+  }
+
+  // A block replaces the defaults' as a whole (like tls_config): what it does not name is shown.
+  MetricsSelection metrics_selection(const Entry& entry) const {
+    MetricsSelection selection;
+    const YAML::Node& map = map_or_null(entry);
+    if (map.IsNull()) return selection;
+    std::array<std::string_view, kMetricsFields.size()> keys;
+    for (std::size_t i = 0; i < keys.size(); ++i) keys[i] = kMetricsFields[i].key;
+    for (const Entry& e : entries_of(map, entry.where, keys)) {
+      for (const MetricsField& field : kMetricsFields) {
+        if (field.key == e.key) selection.*field.shown = boolean(e);
+      }
+    }
+    return selection;
   }
 
   TlsConfig tls_config(const Entry& entry) const {
@@ -477,6 +504,7 @@ class Parser {
     target.tls_config = settings.tls_config;
     target.mx_refresh = settings.mx_refresh;
     target.max_endpoints = settings.max_endpoints;
+    target.metrics = settings.metrics;
     if (target.tls != TlsMode::kNone) {
       target.tls_context =
           tls_context(settings.tls_config, settings.tls_config_where.value_or(where));
@@ -624,6 +652,7 @@ class Parser {
     module.tls = settings.tls;
     module.ip_protocol = settings.ip_protocol;
     module.tls_config = settings.tls_config;
+    module.metrics = settings.metrics;
     if (module.tls != TlsMode::kNone) {
       module.tls_context =
           tls_context(settings.tls_config, settings.tls_config_where.value_or(where));
@@ -744,6 +773,8 @@ std::span<const SettingField> Parser::setting_fields() {
        [](const Parser& p, const Entry& e, Settings& s) { s.mx_refresh = p.interval(e); }},
       {"max_endpoints", [](const Parser& p, const Entry& e,
                            Settings& s) { s.max_endpoints = p.count(e, kMaxEndpointsLimit); }},
+      {"metrics",
+       [](const Parser& p, const Entry& e, Settings& s) { s.metrics = p.metrics_selection(e); }},
       // Replaces the defaults' tls_config as a whole, like every other key.
       {"tls_config",
        [](const Parser& p, const Entry& e, Settings& s) {

@@ -1,5 +1,6 @@
 #include "exporter/metrics.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <sstream>
@@ -121,6 +122,13 @@ void render_optional_gauge(const std::vector<TargetSeries>& targets, std::string
   }
 }
 
+/// Whether the optional family `shown` gets its HELP and TYPE: unless every target leaves it out.
+bool family_shown(const std::vector<TargetSeries>& targets, bool MetricsSelection::*shown) {
+  return targets.empty() ||
+         std::any_of(targets.begin(), targets.end(),
+                     [shown](const TargetSeries& series) { return series.metrics.*shown; });
+}
+
 }  // namespace
 
 std::string render_target_labels(const TargetConfig& target, std::string_view mx_host,
@@ -161,6 +169,7 @@ void render_mx_series(const std::vector<MxSeries>& groups, std::string& out) {
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,
                   double now_unix_seconds) {
   series.probed = true;
+  series.metrics = target.metrics;
   series.expects_hostname = target.expect_hostname.has_value();
   series.success = result.success();
   series.greeting_seconds.reset();
@@ -229,11 +238,13 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
                         "handshake done) to the end of the greeting; absent if none came.",
                         [](const TargetSeries& s) { return s.greeting_seconds; });
 
-  append_header(out, "smtp_greeting_duration_seconds", "histogram",
-                "Seconds from TCP connection established (implicit TLS: handshake done) to the end "
-                "of the greeting, over every probe that got one since start.");
+  if (family_shown(targets, &MetricsSelection::greeting_histogram)) {
+    append_header(out, "smtp_greeting_duration_seconds", "histogram",
+                  "Seconds from TCP connection established (implicit TLS: handshake done) to the "
+                  "end of the greeting, over every probe that got one since start.");
+  }
   for (const TargetSeries& series : targets) {
-    if (!series.probed) continue;
+    if (!series.probed || !series.metrics.greeting_histogram) continue;
     std::uint64_t cumulative = 0;
     char le[48];
     for (std::size_t i = 0; i < kGreetingBuckets.size(); ++i) {
@@ -252,11 +263,13 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
     append_sample(out, "smtp_greeting_duration_seconds_count", series, {}, series.greeting_count);
   }
 
-  append_header(out, "smtp_phase_seconds", "gauge",
-                "Last probe: seconds spent in each phase that ran.");
+  if (family_shown(targets, &MetricsSelection::phases)) {
+    append_header(out, "smtp_phase_seconds", "gauge",
+                  "Last probe: seconds spent in each phase that ran.");
+  }
   std::string phase_label;
   for (const TargetSeries& series : targets) {
-    if (!series.probed) continue;
+    if (!series.probed || !series.metrics.phases) continue;
     for (std::size_t i = 0; i < kPhaseCount; ++i) {
       if (!series.phases_ran[i]) continue;
       phase_label = "phase=\"";
@@ -309,11 +322,14 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
     }
   }
 
-  append_header(out, "smtp_ehlo_extension_info", "gauge",
-                "The registered SMTP extensions the last EHLO reply advertised, one series each.");
+  if (family_shown(targets, &MetricsSelection::ehlo_extensions)) {
+    append_header(
+        out, "smtp_ehlo_extension_info", "gauge",
+        "The registered SMTP extensions the last EHLO reply advertised, one series each.");
+  }
   std::string extension_label;
   for (const TargetSeries& series : targets) {
-    if (!series.probed) continue;
+    if (!series.probed || !series.metrics.ehlo_extensions) continue;
     for (std::size_t i = 0; i < kReportedExtensions.size(); ++i) {
       if (!series.extensions[i]) continue;
       extension_label = "extension=\"";

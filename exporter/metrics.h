@@ -54,7 +54,8 @@ inline constexpr std::array<std::string_view, 16> kReportedExtensions = {"8BITMI
 /// Every series of one target: what its last probe found, and the counts since start.
 /// Plain data, cheap to copy for a snapshot.
 struct TargetSeries {
-  std::string labels;  // rendered label pairs, e.g. `target="mx1",team="mail"`
+  std::string labels;        // rendered label pairs, e.g. `target="mx1",team="mail"`
+  MetricsSelection metrics;  // the optional families this target shows
   bool expects_hostname = false;
   bool probed = false;  // no series are shown before the first probe
 
@@ -118,7 +119,8 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
                   double now_unix_seconds);
 
 /// Appends the text exposition (format 0.0.4) of every probed target's series to `out`, grouped
-/// by family with one HELP and TYPE each.
+/// by family with one HELP and TYPE each. An optional family (MetricsSelection) has the series of
+/// the targets that show it, and no HELP and TYPE when none of them does.
 void render_target_series(const std::vector<TargetSeries>& targets, std::string& out);
 
 /// Appends `smtp_mx_hosts` and `smtp_mx_preference` for every MX target that was looked up.

@@ -15,6 +15,18 @@ namespace {
 
 using Clock = Schedule::Clock;
 
+/// Probes due within the same 4 ms tick start together: at hundreds of probes a second and more the
+/// schedule loop then wakes once a tick for all that are due rather than once for each
+/// (every wake-up re-arms the reactor's timer: two system calls), and a start is at most this late.
+constexpr std::chrono::milliseconds kWakeupTick{4};
+
+/// When the loop wakes for a start due at `at`: the end of that start's tick, or now if it is due.
+Clock::time_point wakeup_at(Clock::time_point at, Clock::time_point now) {
+  if (at <= now) return at;
+  const auto ticks = (at.time_since_epoch() + kWakeupTick - Clock::duration(1)) / kWakeupTick;
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(ticks * kWakeupTick));
+}
+
 /// What a schedule job runs.
 using Job = std::variant<std::monostate, std::shared_ptr<Endpoint>, std::shared_ptr<LookupGroup>>;
 
@@ -72,9 +84,14 @@ struct ProbeRunner::Core {
 
   void job_finished(Schedule::JobId job) {
     if (stopped) return;
-    schedule.finished(job, Clock::now());
+    const Clock::time_point now = Clock::now();
+    schedule.finished(job, now);
     metrics.set_probes_in_flight(schedule.running());
-    wakeup.cancel();  // a slot is free and the job has a new plan: look again
+    // The loop looks again only if this made something due before its timer: a slot freed for a
+    // job that waits for one. A job's own next run is an interval away, after the timer; waking
+    // the loop for every probe that ends would cost a pass and a timer re-arm each.
+    const std::optional<Clock::time_point> next = schedule.next_wakeup();
+    if (next && wakeup_at(*next, now) < wakeup.expiry()) wakeup.cancel();
   }
 
   void apply_lookup(LookupGroup& group, std::uint64_t generation, LookupOutcome outcome) {
@@ -272,7 +289,7 @@ asio::awaitable<void> schedule_loop(Core core) {
     }
     core->metrics.set_probes_in_flight(core->schedule.running());
     const std::optional<Clock::time_point> next = core->schedule.next_wakeup();
-    core->wakeup.expires_at(next ? *next : Clock::time_point::max());
+    core->wakeup.expires_at(next ? wakeup_at(*next, now) : Clock::time_point::max());
     boost::system::error_code ec;
     co_await core->wakeup.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }

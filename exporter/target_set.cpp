@@ -185,6 +185,7 @@ void TargetSet::keep_or_add(std::map<std::string, std::shared_ptr<Endpoint>>& ol
   endpoint->probe = std::make_shared<const ProbeTarget>(std::move(probe));
   endpoint->config = config;
   endpoint->series.labels = render_target_labels(*config, id.mx_host, id.address);
+  endpoint->series.metrics = config->metrics;  // a reload changes what the next scrape shows
   endpoints_.emplace(std::move(key), std::move(endpoint));
 }
 

@@ -12,6 +12,7 @@
 #include "probes/ehlo.h"
 #include "probes/reply.h"
 #include "probes/resolve.h"
+#include "probes/socket.h"
 #include "probes/text.h"
 #include "probes/tls.h"
 
@@ -56,9 +57,8 @@ std::string format_ms(Clock::duration d) {
 struct ConnectRace {
   enum class State : std::uint8_t { kNotStarted, kConnecting, kConnected, kFailed };
   struct Attempt {
-    Attempt(const asio::any_io_executor& executor, const tcp::endpoint& to)
-        : socket(executor), endpoint(to) {}
-    tcp::socket socket;
+    Attempt(const IoExecutor& executor, const tcp::endpoint& to) : socket(executor), endpoint(to) {}
+    ProbeSocket socket;
     tcp::endpoint endpoint;
     State state = State::kNotStarted;
     boost::system::error_code error;
@@ -66,7 +66,7 @@ struct ConnectRace {
     Clock::time_point finished;
   };
 
-  ConnectRace(const asio::any_io_executor& executor, const std::vector<tcp::endpoint>& endpoints)
+  ConnectRace(const IoExecutor& executor, const std::vector<tcp::endpoint>& endpoints)
       : wake(executor) {
     attempts.reserve(endpoints.size());  // never reallocated: handlers index into it
     for (const tcp::endpoint& endpoint : endpoints) attempts.emplace_back(executor, endpoint);
@@ -79,9 +79,13 @@ struct ConnectRace {
     attempt.started = Clock::now();
     ++race->started;
     ++race->connecting;
-    attempt.socket.async_connect(
-        attempt.endpoint,
-        [race, index](const boost::system::error_code& ec) { race->finish(index, ec); });
+    auto done = [race, index](const boost::system::error_code& ec) { race->finish(index, ec); };
+    if (error_code ec = open_probe_socket(attempt.socket, attempt.endpoint.protocol())) {
+      // As async_connect reports a socket it could not open: later, not from within start().
+      asio::post(attempt.socket.get_executor(), [done, ec] { done(ec); });
+      return;
+    }
+    attempt.socket.async_connect(attempt.endpoint, std::move(done));
   }
 
   void finish(std::size_t index, const boost::system::error_code& ec) {
@@ -103,7 +107,7 @@ struct ConnectRace {
   std::vector<Attempt> attempts;
   /// The coroutine sleeps on it until the next attempt is due or the deadline; a finished
   /// attempt cancels it to wake the coroutine early.
-  asio::steady_timer wake;
+  ProbeTimer wake;
   std::size_t started = 0;
   std::size_t connecting = 0;
   std::size_t failed = 0;
@@ -114,13 +118,36 @@ struct ConnectRace {
 /// One probe's state; lives in the coroutine frame of run_probe.
 class Session {
  public:
-  Session(const ProbeTarget& target, const ProbeOptions& options, asio::any_io_executor executor)
-      : target_(target), options_(options), stream_(std::move(executor)) {
+  Session(const ProbeTarget& target, const ProbeOptions& options, const IoExecutor& executor)
+      : target_(target), options_(options), socket_(executor), deadline_timer_(executor) {
     start_ = Clock::now();
     deadline_ = start_ + target_.timeout;
   }
 
-  asio::awaitable<void> run() {
+  /// The whole probe has one deadline: a single timer, whose expiry closes the socket (so
+  /// whatever is pending ends at once), rather than a timer re-armed for every read and write.
+  void arm_deadline() {
+    deadline_timer_.expires_at(deadline_);
+    deadline_timer_.async_wait([this](const error_code& ec) {
+      if (ec) return;  // cancelled: the session may be gone, touch nothing
+      on_deadline();
+    });
+  }
+
+  /// Whether the session may go: the deadline's handler touches it, so once it has expired the
+  /// handler must have run (it is queued ahead of anything posted after the expiry).
+  bool deadline_released() { return deadline_timer_.cancel() > 0 || deadline_passed_; }
+
+  ProbeResult take_result() {
+    result_.total = Clock::now() - start_;
+    // No shutdown first: close() sends the FIN (or, with unread bytes, the RST) by itself.
+    error_code ignored;
+    socket_.close(ignored);
+    return std::move(result_);
+  }
+
+  /// The probe's phases, in order, until the first that fails.
+  asio::awaitable<void> dialogue() {
     // GCC 12 miscompiles co_await inside an if condition: await into a variable first.
     bool ok = co_await resolve_and_connect();
     if (!ok) co_return;
@@ -145,15 +172,13 @@ class Session {
     co_await quit();
   }
 
-  ProbeResult take_result() {
-    result_.total = Clock::now() - start_;
+ private:
+  void on_deadline() {
+    deadline_passed_ = true;
     error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
-    return std::move(result_);
+    socket_.close(ignored);  // what is pending ends with operation_aborted
   }
 
- private:
   // --- bookkeeping -------------------------------------------------------------------------
 
   /// `detail` is what the log line's err="..." shows: never empty, it names the phase.
@@ -258,11 +283,18 @@ class Session {
       bool connected = co_await race_connections(several, began);
       co_return connected;
     }
-    stream_.expires_at(deadline_);
-    co_await stream_.async_connect(single, asio::redirect_error(asio::use_awaitable, ec));
+    ec = open_probe_socket(socket_, single.protocol());
+    bool pending = false;
+    // Past the deadline (it came during the lookup), the timer will not close this socket.
+    if (!ec && !deadline_passed_) ec = start_connect(socket_, single, pending);
+    if (pending) {
+      co_await socket_.async_wait(ProbeSocket::wait_write,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) ec = connect_result(socket_);
+    }
     set_phase(Phase::kConnect, began);
-    if (ec) {
-      if (ec == beast::error::timeout) {
+    if (ec || deadline_passed_) {
+      if (deadline_passed_) {
         fail(FailureReason::kConnectTimeout, Phase::kConnect, "connect: timed out");
       } else if (is_no_socket_error(ec)) {
         fail(FailureReason::kExporterOverloaded, Phase::kConnect, no_socket_detail(ec));
@@ -284,7 +316,7 @@ class Session {
   /// handlers, and this coroutine waits on a timer that they cancel to wake it.
   asio::awaitable<bool> race_connections(const std::vector<tcp::endpoint>& endpoints,
                                          Clock::time_point began) {
-    auto race = std::make_shared<ConnectRace>(stream_.get_executor(), endpoints);
+    auto race = std::make_shared<ConnectRace>(socket_.get_executor(), endpoints);
     const std::size_t count = race->attempts.size();
     std::size_t next = 0;  // the next attempt to start
     Clock::time_point next_due = began;
@@ -366,8 +398,10 @@ class Session {
 
     if (race->winner) {
       ConnectRace::Attempt& winner = race->attempts[*race->winner];
-      // The rest of the probe talks through stream_, as if it had connected by itself.
-      stream_.socket() = std::move(winner.socket);
+      // The rest of the probe talks through socket_, as if it had connected by itself; past the
+      // deadline, closed, as the deadline would have done.
+      socket_ = std::move(winner.socket);
+      if (deadline_passed_) on_deadline();
       result_.peer = format_endpoint(winner.endpoint);
       co_return true;
     }
@@ -387,7 +421,6 @@ class Session {
 
   /// Reads one whole reply into `reply`, bounded by kMaxReplyBytes and the deadline.
   asio::awaitable<ReadOutcome> read_reply(Reply& reply) {
-    stream_.expires_at(deadline_);
     for (;;) {
       if (!buffer_.empty()) {
         // Resumes at the line where the last read's parse stopped: a server dribbling a long
@@ -421,10 +454,10 @@ class Session {
       std::size_t n =
           tls_ ? co_await tls_->async_read_some(asio::buffer(chunk_),
                                                 asio::redirect_error(asio::use_awaitable, ec))
-               : co_await stream_.async_read_some(asio::buffer(chunk_),
+               : co_await socket_.async_read_some(asio::buffer(chunk_),
                                                   asio::redirect_error(asio::use_awaitable, ec));
       buffer_.append(chunk_.data(), n);
-      if (ec == beast::error::timeout) {
+      if (ec && deadline_passed_) {
         if (!buffer_.empty()) record_received(buffer_);
         co_return ReadOutcome::kTimeout;
       }
@@ -452,21 +485,15 @@ class Session {
     }
   }
 
-  /// Sends one command line; false (and the connection is useless) if it could not be written.
-  asio::awaitable<error_code> send(std::string_view command) {
+  /// Sends one command line; an error in `ec` (and the connection is useless) if it could not be
+  /// written. Not a coroutine itself: it hands back the write to await, one frame fewer a line.
+  asio::awaitable<std::size_t> send(std::string_view command, error_code& ec) {
     record(TranscriptLine::Direction::kSent, command);
     line_.assign(command);
     line_ += "\r\n";
-    stream_.expires_at(deadline_);
-    error_code ec;
-    if (tls_) {
-      co_await asio::async_write(*tls_, asio::buffer(line_),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-    } else {
-      co_await asio::async_write(stream_, asio::buffer(line_),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-    }
-    co_return ec;
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
+    return tls_ ? asio::async_write(*tls_, asio::buffer(line_), token)
+                : asio::async_write(socket_, asio::buffer(line_), token);
   }
 
   /// Maps a failed read to the phase's reason and records it.
@@ -506,7 +533,7 @@ class Session {
   }
 
   void fail_write(const error_code& ec, Phase phase, FailureReason timeout_reason) {
-    if (ec == beast::error::timeout) {
+    if (deadline_passed_) {
       fail(timeout_reason, phase, std::string(phase_name(phase)) + ": send timed out");
     } else {
       fail(FailureReason::kConnectionClosed, phase,
@@ -586,7 +613,8 @@ class Session {
       co_await quit();
       co_return false;
     }
-    error_code ec = co_await send("STARTTLS");
+    error_code ec;
+    co_await send("STARTTLS", ec);
     if (ec) {
       set_phase(Phase::kStartTls, began);
       fail_write(ec, Phase::kStartTls, FailureReason::kStarttlsTimeout);
@@ -622,16 +650,15 @@ class Session {
       fail(FailureReason::kTlsHandshakeFailed, Phase::kTlsHandshake, "tls: no TLS context");
       co_return false;
     }
-    tls_.emplace(stream_, *target_.tls_context);
+    tls_.emplace(socket_, *target_.tls_context);
     const std::string& name =
         target_.tls_server_name.empty() ? target_.host : target_.tls_server_name;
     prepare_tls_session(tls_->native_handle(), name);
-    stream_.expires_at(deadline_);
     error_code ec;
     co_await tls_->async_handshake(asio::ssl::stream_base::client,
                                    asio::redirect_error(asio::use_awaitable, ec));
     set_phase(Phase::kTlsHandshake, began);
-    if (ec == beast::error::timeout) {
+    if (ec && deadline_passed_) {
       fail(FailureReason::kTlsHandshakeTimeout, Phase::kTlsHandshake,
            "tls_handshake: no handshake in time");
       co_return false;
@@ -661,7 +688,8 @@ class Session {
     std::string command(verb);
     command += ' ';
     command += target_.helo_name;
-    error_code ec = co_await send(command);
+    error_code ec;
+    co_await send(command, ec);
     if (ec) {
       fail_write(ec, Phase::kEhlo, FailureReason::kEhloTimeout);
       co_return false;
@@ -676,7 +704,8 @@ class Session {
 
   asio::awaitable<void> quit() {
     Clock::time_point began = Clock::now();
-    error_code ec = co_await send("QUIT");
+    error_code ec;
+    co_await send("QUIT", ec);
     if (ec) {
       set_phase(Phase::kQuit, began);
       fail_write(ec, Phase::kQuit, FailureReason::kQuitTimeout);
@@ -698,8 +727,10 @@ class Session {
 
   const ProbeTarget& target_;
   const ProbeOptions& options_;
-  beast::tcp_stream stream_;
-  std::optional<asio::ssl::stream<beast::tcp_stream&>> tls_;  // engaged from the handshake on
+  ProbeSocket socket_;
+  std::optional<asio::ssl::stream<ProbeSocket&>> tls_;  // engaged from the handshake on
+  ProbeTimer deadline_timer_;
+  bool deadline_passed_ = false;  // the timer expired and closed the socket
   Clock::time_point start_;
   Clock::time_point deadline_;
   // Connect done (implicit TLS: handshake done): where the greeting phase starts.
@@ -733,8 +764,11 @@ std::vector<tcp::endpoint> connection_order(std::vector<tcp::endpoint> endpoints
 }
 
 asio::awaitable<ProbeResult> run_probe(const ProbeTarget& target, ProbeOptions options) {
-  Session session(target, options, co_await asio::this_coro::executor);
-  co_await session.run();
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  Session session(target, options, io_executor(executor));
+  session.arm_deadline();
+  co_await session.dialogue();
+  while (!session.deadline_released()) co_await asio::post(executor, asio::use_awaitable);
   co_return session.take_result();
 }
 

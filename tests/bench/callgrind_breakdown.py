@@ -5,6 +5,8 @@ Usage: callgrind_breakdown.py BIG.out SMALL.out PROBES [TOP]
   BIG.out and SMALL.out: callgrind files of the same client at N and N/10 probes;
   PROBES: the difference in probes between them. Subtracting the small run removes start-up
   (dynamic linking, static initialisers) so every figure is a marginal cost per probe.
+  SMALL.out may be "-": BIG.out then holds only the probes' part already (a dump taken with
+  callgrind_control after zeroing the counters, as run_load.sh does with the exporter).
 Prints: instructions per probe by category, the TOP functions by self cost, and the calls per
 probe of a few functions that say how much work there is (allocations, locks, clock reads).
 """
@@ -16,20 +18,28 @@ import sys
 
 def self_costs(path):
     """file:function -> self instructions, from callgrind_annotate."""
+    if path == "-":
+        return collections.Counter()
     out = subprocess.run(
         ["callgrind_annotate", "--auto=no", "--threshold=100", "--inclusive=no", path],
         capture_output=True, text=True, check=True).stdout
-    costs = collections.Counter()
+    costs, total = collections.Counter(), None
     for line in out.splitlines():
         m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(.*)$", line)
-        if m and "PROGRAM TOTALS" not in line:
+        if m and "PROGRAM TOTALS" in line:
+            total = int(m.group(1).replace(",", ""))
+        elif m:
             costs[m.group(2)] += int(m.group(1).replace(",", ""))
-    return costs
+    # A dump taken while the program runs charges the whole total, as "self", to each frame that
+    # was on the stack when the counters were zeroed (main, the event loop): not real costs.
+    return collections.Counter({k: v for k, v in costs.items() if total is None or v < total})
 
 
 def call_counts(path):
     """(caller, callee) -> number of calls, from the callgrind file's calls= lines."""
     names, counts, caller, callee = {}, collections.Counter(), None, None
+    if path == "-":
+        return counts
     with open(path, errors="replace") as f:
         for line in f:
             m = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))

@@ -222,6 +222,33 @@ targets:
   EXPECT_TRUE(config.targets[0].looked_up());
 }
 
+TEST(ConfigValid, MetricsSwitchesInheritAsAWholeBlock) {
+  const Config config = parse(R"(
+defaults:
+  metrics: {greeting_histogram: false, phases: false}
+targets:
+  - {name: inherits, address: "mx1.example.com:25"}
+  - {name: own, address: "mx2.example.com:25", metrics: {ehlo_extensions: false}}
+  - {name: everything, address: "mx3.example.com:25", metrics: {}}
+modules:
+  quiet:
+    metrics: {phases: false}
+)");
+  ASSERT_EQ(config.targets.size(), 3u);
+  EXPECT_EQ(config.targets[0].metrics, (MetricsSelection{false, false, true}));
+  // A target's block replaces the defaults' one: what it does not name is shown.
+  EXPECT_EQ(config.targets[1].metrics, (MetricsSelection{true, true, false}));
+  EXPECT_EQ(config.targets[2].metrics, MetricsSelection{});
+  ASSERT_TRUE(config.probe.modules.contains("quiet"));
+  EXPECT_EQ(config.probe.modules.find("quiet")->second.metrics,
+            (MetricsSelection{true, false, true}));
+  ASSERT_TRUE(config.probe.modules.contains("smtp"));  // made of the defaults
+  EXPECT_EQ(config.probe.modules.find("smtp")->second.metrics,
+            (MetricsSelection{false, false, true}));
+  EXPECT_EQ(parse("targets: [{name: a, address: \"mx.example.com:25\"}]").targets[0].metrics,
+            MetricsSelection{});
+}
+
 TEST(ConfigValid, MxTargets) {
   const Config config = parse(R"(
 targets:

@@ -734,7 +734,7 @@ TEST_F(SmtpProbeFamilyTest, NoSocketInTheRaceIsExporterOverloaded) {
   // checks a type's vptr through a pipe the first time it meets the type; with no descriptor
   // left that check fails and reports a false "invalid vptr". Now it has met them all.
   EXPECT_EQ(reason_name(run(target("two.test.example", 25, IpProtocol::kIp4)).failure),
-            "connect_error");
+            "connect_refused");
   std::optional<ProbeResult> r;
   {
     DescriptorsSpent spent(1);
