@@ -105,6 +105,7 @@ class Daemon {
   void report_reload(const ConfigReloader::Outcome& outcome) {
     metrics_.set_config_reload(outcome.ok, unix_now());
     metrics_endpoint_.invalidate();  // a scrape after the reload sees it
+    status_endpoint_.invalidate();   // and so does the status page
     if (!outcome.ok) {
       log::write(log::Level::kError, "config reload failed, keeping the running config",
                  {{"err", outcome.error}});

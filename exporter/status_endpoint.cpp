@@ -30,15 +30,25 @@ HttpResponse html_response(int status, std::string body) {
 }
 
 StatusEndpoint::StatusEndpoint(asio::any_io_executor render_executor, Snapshotter snapshot,
-                               DetailFinder find_detail)
+                               DetailFinder find_detail, std::chrono::milliseconds reuse_for)
     : render_executor_(std::move(render_executor)),
       snapshot_(std::move(snapshot)),
-      find_detail_(std::move(find_detail)) {}
+      find_detail_(std::move(find_detail)),
+      reuse_for_(reuse_for) {}
+
+std::shared_ptr<const StatusSnapshot> StatusEndpoint::snapshot() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!recent_ || now - recent_taken_ >= reuse_for_) {
+    recent_ = std::make_shared<const StatusSnapshot>(snapshot_());
+    recent_taken_ = now;
+    ++snapshots_taken_;
+  }
+  return recent_;
+}
 
 asio::awaitable<HttpResponse> StatusEndpoint::serve_page(HttpRequest request) {
-  auto snapshot = std::make_shared<const StatusSnapshot>(snapshot_());
   asio::awaitable<std::string> rendering =
-      render_page(std::move(snapshot), parse_status_query(request.query), unix_now());
+      render_page(snapshot(), parse_status_query(request.query), unix_now());
   std::string page =
       co_await asio::co_spawn(render_executor_, std::move(rendering), asio::use_awaitable);
   co_return html_response(200, std::move(page));

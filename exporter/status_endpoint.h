@@ -1,8 +1,10 @@
 #pragma once
 /// GET / and GET /target: the status pages. The rows are copied on the probe thread (a
 /// snapshot) and rendered on the render thread, so that a page of 10,000 endpoints never holds
-/// up a probe; an endpoint's own page is small and rendered where it is asked for.
+/// up a probe for long; an endpoint's own page is small and rendered where it is asked for.
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,18 +25,34 @@ class StatusEndpoint {
   using Snapshotter = std::function<StatusSnapshot()>;
   using DetailFinder = std::function<std::optional<StatusDetail>(std::string_view key)>;
 
+  /// Views within `reuse_for` of a snapshot share it: copying 10,000 rows costs the probe
+  /// thread about 10 ms, and a client that reloads `/` in a loop must not cost it more than
+  /// that once per `reuse_for`.
   StatusEndpoint(asio::any_io_executor render_executor, Snapshotter snapshot,
-                 DetailFinder find_detail);
+                 DetailFinder find_detail,
+                 std::chrono::milliseconds reuse_for = std::chrono::seconds(1));
 
   /// `/`: `?q=` filters, `?page=` pages.
   asio::awaitable<HttpResponse> serve_page(HttpRequest request);
   /// `/target?name=<endpoint key>`: 404 for an endpoint that is not (or no longer) known.
   asio::awaitable<HttpResponse> serve_detail(HttpRequest request);
 
+  /// The next view takes a new snapshot (after a reload: the endpoints changed). Probe thread.
+  void invalidate() { recent_.reset(); }
+
+  /// Snapshots taken so far (each one a copy of every row on the probe thread).
+  std::size_t snapshots_taken() const { return snapshots_taken_; }
+
  private:
+  std::shared_ptr<const StatusSnapshot> snapshot();
+
   asio::any_io_executor render_executor_;
   Snapshotter snapshot_;
   DetailFinder find_detail_;
+  const std::chrono::milliseconds reuse_for_;
+  std::shared_ptr<const StatusSnapshot> recent_;
+  std::chrono::steady_clock::time_point recent_taken_;
+  std::size_t snapshots_taken_ = 0;
 };
 
 }  // namespace smtp
