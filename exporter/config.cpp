@@ -13,6 +13,7 @@
 
 #include "exporter/config_parser.h"
 #include "exporter/config_values.h"
+#include "exporter/config_yaml.h"
 #include "probes/banner.h"
 
 namespace smtp {
@@ -107,7 +108,7 @@ bool parse_tls_mode(std::string_view text, TlsMode& mode) {
 Config parse_config(std::string_view yaml, std::string_view source,
                     const std::string& default_helo_name) {
   const std::string text(yaml);
-  const auto line_of = [](const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.line + 1; };
+  using config_yaml::line_of;
   YAML::Node root;
   try {
     const std::vector<YAML::Mark> starts = document_starts(text);

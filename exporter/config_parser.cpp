@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "exporter/config_values.h"
+#include "exporter/config_yaml.h"
 #include "exporter/duration.h"
 #include "probes/address.h"
 #include "probes/banner.h"
@@ -23,6 +24,13 @@
 namespace smtp {
 namespace {
 
+using config_yaml::Entries;
+using config_yaml::Entry;
+using config_yaml::find;
+using config_yaml::join_path;
+using config_yaml::line_of;
+using config_yaml::node_kind;
+using config_yaml::Where;
 using std::chrono::milliseconds;
 
 constexpr std::size_t kMaxTargetNameBytes = 128;
@@ -33,12 +41,6 @@ constexpr std::size_t kMaxEndpointsLimit = 1024;
 constexpr std::array<std::string_view, 15> kReservedLabels{
     "target", "mx",        "address",  "phase", "result",   "hostname", "software", "version",
     "cipher", "extension", "revision", "le",    "quantile", "instance", "job"};
-
-// Where a value sits in the file: what an error message names.
-struct Where {
-  int line = 0;  // 1-based; 0 if unknown
-  std::string path;
-};
 
 // Where a setting's value came from, for messages about values the user did not write where
 // the problem shows.
@@ -66,52 +68,6 @@ struct Settings {
   std::size_t max_endpoints = 32;
   MetricsSelection metrics;
 };
-
-// One key and its value, with where the value (or, for an empty value, the key) sits.
-struct Entry {
-  std::string key;
-  YAML::Node value;
-  Where where;
-};
-using Entries = std::vector<Entry>;
-
-const Entry* find(const Entries& entries, std::string_view key) {
-  for (const Entry& entry : entries) {
-    if (entry.key == key) return &entry;
-  }
-  return nullptr;
-}
-
-int line_of(const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
-  return mark.is_null() ? 0 : mark.line + 1;
-}
-
-// A key as it appears in a key path: plain if it is a plain word, quoted otherwise.
-std::string path_key(std::string_view key) {
-  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-  return plain ? std::string(key) : quote(key);
-}
-
-std::string join_path(const std::string& parent, std::string_view key) {
-  return parent.empty() ? path_key(key) : parent + "." + path_key(key);
-}
-
-std::string node_kind(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return "a string";
-    default:
-      return "nothing";
-  }
-}
 
 std::string origin_text(Origin origin) {
   return origin == Origin::kDefaults ? "set in defaults" : "the built-in default";
@@ -339,38 +295,9 @@ class Parser {
  private:
   // --- structure ---------------------------------------------------------------------------
 
-  // The map's entries in file order; refuses keys outside `allowed` (unless empty) and repeats.
   Entries entries_of(const YAML::Node& map, const Where& where,
                      std::span<const std::string_view> allowed) const {
-    Entries entries;
-    // Copies, not references: the iterator's pair is a temporary proxy.
-    for (const auto& pair : map) {
-      const YAML::Node key = pair.first;
-      const YAML::Node value = pair.second;
-      const int key_line = line_of(key);
-      if (!key.IsScalar()) {
-        fail({key_line, where.path}, "a key must be a string, not " + node_kind(key));
-      }
-      const std::string& name = key.Scalar();
-      const std::string path = join_path(where.path, name);
-      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        std::string expected;
-        for (std::string_view candidate : allowed) {
-          if (!expected.empty()) expected += ", ";
-          expected += candidate;
-        }
-        fail({key_line, path}, "unknown key (expected one of: " + expected + ")");
-      }
-      if (const Entry* earlier = find(entries, name)) {
-        fail({key_line, path},
-             "duplicate key, first set at line " + std::to_string(earlier->where.line));
-      }
-      // A scalar is blamed where it is written. An empty value's mark points past the key, and a
-      // block map or list starts on the line after it: for those the key's line reads better.
-      const int value_line = value.IsScalar() ? line_of(value) : key_line;
-      entries.push_back(Entry{name, value, Where{value_line ? value_line : key_line, path}});
-    }
-    return entries;
+    return config_yaml::entries_of(source_, map, where, allowed);
   }
   Entries entries_of(const YAML::Node& map, const Where& where,
                      std::initializer_list<std::string_view> allowed) const {

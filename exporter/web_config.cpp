@@ -9,15 +9,24 @@
 #include <cerrno>
 #include <cstring>
 #include <initializer_list>
+#include <span>
 
 #include "exporter/config.h"
 #include "exporter/config_parser.h"
 #include "exporter/config_values.h"
+#include "exporter/config_yaml.h"
 #include "exporter/web_auth.h"
 #include "exporter/web_tls.h"
 
 namespace smtp {
 namespace {
+
+using config_yaml::Entries;
+using config_yaml::entries_of;
+using config_yaml::Entry;
+using config_yaml::join_path;
+using config_yaml::line_of;
+using config_yaml::node_kind;
 
 // Go's name of each secure suite crypto/tls offers (tls.CipherSuites()), and OpenSSL's; an
 // empty OpenSSL name is a TLS 1.3 suite, which Go and OpenSSL both leave unconfigurable here.
@@ -60,29 +69,6 @@ constexpr std::array<std::pair<std::string_view, ClientAuth>, 7> kClientAuthType
     {"RequireAndVerifyClientCert", ClientAuth::kRequireAndVerifyClientCert},
 }};
 
-int line_of(const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.line + 1; }
-
-std::string kind_of(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return "a string";
-    default:
-      return "nothing";
-  }
-}
-
-// A value and where it sits: what a message names.
-struct Item {
-  std::string key;
-  YAML::Node value;
-  int line = 0;
-  std::string path;
-};
-
 class WebConfigParser {
  public:
   explicit WebConfigParser(std::string_view source) : source_(source) {}
@@ -92,9 +78,9 @@ class WebConfigParser {
     config.source = source_;
     config.files.push_back(config.source);
     if (!root || root.IsNull()) return config;  // an empty file asks for nothing
-    const Item top{"", root, line_of(root.Mark()), ""};
-    if (!root.IsMap()) fail(top, "expected a map at the top level, got " + kind_of(root));
-    for (const Item& item :
+    const Entry top{"", root, {line_of(root), ""}};
+    if (!root.IsMap()) fail(top, "expected a map at the top level, got " + node_kind(root));
+    for (const Entry& item :
          items(top, {"tls_server_config", "http_server_config", "basic_auth_users"},
                {"rate_limit"})) {
       if (item.key == "tls_server_config") parse_tls(item, config);
@@ -105,54 +91,36 @@ class WebConfigParser {
   }
 
  private:
-  [[noreturn]] void fail(const Item& at, const std::string& problem) const {
-    fail_config(source_, at.line, at.path, problem);
+  [[noreturn]] void fail(const Entry& at, const std::string& problem) const {
+    fail_config(source_, at.where.line, at.where.path, problem);
   }
 
   // The entries of a map (or of nothing); `unsupported` keys are exporter-toolkit's that this
   // exporter does not implement: refused, so that a file never means less than it says.
-  std::vector<Item> items(const Item& map, std::initializer_list<std::string_view> allowed,
-                          std::initializer_list<std::string_view> unsupported = {}) const {
-    std::vector<Item> result;
-    if (map.value.IsNull()) return result;
-    if (!map.value.IsMap()) fail(map, "expected a map, got " + kind_of(map.value));
+  Entries items(const Entry& map, std::initializer_list<std::string_view> allowed,
+                std::initializer_list<std::string_view> unsupported = {}) const {
+    if (map.value.IsNull()) return {};
+    if (!map.value.IsMap()) fail(map, "expected a map, got " + node_kind(map.value));
     for (const auto& pair : map.value) {
       const YAML::Node key = pair.first;
-      const YAML::Node value = pair.second;
-      const int key_line = line_of(key.Mark());
-      if (!key.IsScalar()) fail({"", key, key_line, map.path}, "a key must be a string");
-      const std::string name = key.Scalar();
-      const std::string path = map.path.empty() ? name : map.path + "." + name;
-      const Item here{name, value, value.IsScalar() ? line_of(value.Mark()) : key_line, path};
-      if (std::find(unsupported.begin(), unsupported.end(), name) != unsupported.end()) {
-        fail({name, value, key_line, path}, "not supported by smtp_exporter");
+      if (key.IsScalar() &&
+          std::find(unsupported.begin(), unsupported.end(), key.Scalar()) != unsupported.end()) {
+        fail_config(source_, line_of(key), join_path(map.where.path, key.Scalar()),
+                    "not supported by smtp_exporter");
       }
-      if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        std::string expected;
-        for (const std::string_view candidate : allowed) {
-          expected += expected.empty() ? "" : ", ";
-          expected += candidate;
-        }
-        fail({name, value, key_line, path}, "unknown key (expected one of: " + expected + ")");
-      }
-      for (const Item& earlier : result) {
-        if (earlier.key == name) {
-          fail({name, value, key_line, path}, "duplicate key");
-        }
-      }
-      result.push_back(here);
     }
-    return result;
+    return entries_of(source_, map.value, map.where,
+                      std::span<const std::string_view>(allowed.begin(), allowed.size()));
   }
 
-  std::string scalar(const Item& item, std::string_view what) const {
+  std::string scalar(const Entry& item, std::string_view what) const {
     if (!item.value.IsScalar()) {
-      fail(item, "expected " + std::string(what) + ", got " + kind_of(item.value));
+      fail(item, "expected " + std::string(what) + ", got " + node_kind(item.value));
     }
     return item.value.Scalar();
   }
 
-  bool boolean(const Item& item) const {
+  bool boolean(const Entry& item) const {
     const std::string text = scalar(item, "true or false");
     bool value = false;
     if (!YAML::convert<bool>::decode(item.value, value)) {
@@ -162,7 +130,7 @@ class WebConfigParser {
   }
 
   // A file name, relative to the config file's directory, that can be read now.
-  std::string file_path(const Item& item, WebConfig& config) const {
+  std::string file_path(const Entry& item, WebConfig& config) const {
     std::string name = scalar(item, "a file name");
     if (name.empty()) fail(item, "must not be empty");
     const std::size_t slash = source_.rfind('/');
@@ -176,7 +144,7 @@ class WebConfigParser {
     return name;
   }
 
-  std::string tls_version(const Item& item) const {
+  std::string tls_version(const Entry& item) const {
     const std::string text = scalar(item, "a TLS version");
     if (text != "TLS10" && text != "TLS11" && text != "TLS12" && text != "TLS13") {
       fail(item, "unknown TLS version " + quote(text) + " (expected TLS10, TLS11, TLS12, TLS13)");
@@ -184,8 +152,8 @@ class WebConfigParser {
     return text;
   }
 
-  void parse_tls(const Item& block, WebConfig& config) const {
-    const std::vector<Item> entries =
+  void parse_tls(const Entry& block, WebConfig& config) const {
+    const Entries entries =
         items(block,
               {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version",
                "max_version", "cipher_suites", "prefer_server_cipher_suites"},
@@ -193,8 +161,8 @@ class WebConfigParser {
     // As exporter-toolkit: an empty block leaves TLS off.
     if (entries.empty()) return;
     auto tls = std::make_shared<TlsServerConfig>();
-    const Item* where_of[3] = {};  // client_ca_file, client_auth_type, min_version
-    for (const Item& e : entries) {
+    const Entry* where_of[3] = {};  // client_ca_file, client_auth_type, min_version
+    for (const Entry& e : entries) {
       if (e.key == "cert_file") tls->cert_file = file_path(e, config);
       if (e.key == "key_file") tls->key_file = file_path(e, config);
       if (e.key == "client_ca_file") {
@@ -230,7 +198,7 @@ class WebConfigParser {
       config.tls_context = make_tls_server_context(*tls);
     } catch (const WebTlsError& e) {
       const auto at = std::find_if(entries.begin(), entries.end(),
-                                   [&e](const Item& item) { return item.key == e.key; });
+                                   [&e](const Entry& item) { return item.key == e.key; });
       fail(at != entries.end() ? *at : block, e.what());
     }
     config.tls = std::move(tls);
@@ -238,7 +206,7 @@ class WebConfigParser {
 
   static int tls_version_rank(const std::string& name) { return name.back() - '0'; }
 
-  ClientAuth client_auth(const Item& item) const {
+  ClientAuth client_auth(const Entry& item) const {
     const std::string text = scalar(item, "a client auth type");
     for (const auto& [name, value] : kClientAuthTypes) {
       if (name == text) return value;
@@ -248,13 +216,13 @@ class WebConfigParser {
                    "VerifyClientCertIfGiven, RequireAndVerifyClientCert)");
   }
 
-  std::vector<std::string> cipher_suites(const Item& list) const {
+  std::vector<std::string> cipher_suites(const Entry& list) const {
     std::vector<std::string> names;
     if (list.value.IsNull()) return names;
-    if (!list.value.IsSequence()) fail(list, "expected a list, got " + kind_of(list.value));
+    if (!list.value.IsSequence()) fail(list, "expected a list, got " + node_kind(list.value));
     for (std::size_t i = 0; i < list.value.size(); ++i) {
       const YAML::Node node = list.value[i];
-      const Item item{"", node, line_of(node.Mark()), list.path + "[" + std::to_string(i) + "]"};
+      const Entry item{"", node, {line_of(node), list.where.path + "[" + std::to_string(i) + "]"}};
       const std::string name = scalar(item, "a cipher suite name");
       const std::optional<std::string> openssl = openssl_cipher_name(name);
       if (!openssl) {
@@ -267,16 +235,16 @@ class WebConfigParser {
     return names;
   }
 
-  void parse_http(const Item& block, WebConfig& config) const {
-    for (const Item& e : items(block, {"headers", "http2"})) {
+  void parse_http(const Entry& block, WebConfig& config) const {
+    for (const Entry& e : items(block, {"headers", "http2"})) {
       // HTTP/2 is not spoken at all; `http2: true` (the default) is accepted so files load.
       if (e.key == "http2") boolean(e);
       if (e.key == "headers") parse_headers(e, config);
     }
   }
 
-  void parse_headers(const Item& block, WebConfig& config) const {
-    for (const Item& e : items(block, {})) {
+  void parse_headers(const Entry& block, WebConfig& config) const {
+    for (const Entry& e : items(block, {})) {
       const auto rule = std::find_if(kHeaderRules.begin(), kHeaderRules.end(),
                                      [&e](const HeaderRule& r) { return r.name == e.key; });
       if (rule == kHeaderRules.end()) {
@@ -303,8 +271,8 @@ class WebConfigParser {
     }
   }
 
-  void parse_users(const Item& block, WebConfig& config) const {
-    for (const Item& e : items(block, {})) {
+  void parse_users(const Entry& block, WebConfig& config) const {
+    for (const Entry& e : items(block, {})) {
       if (e.key.find(':') != std::string::npos) {
         fail(e, "a user name cannot hold ':' (basic auth splits user and password there)");
       }

@@ -14,13 +14,15 @@
 #   (d) a reload storm: 4 clients looping POST /-/reload, 10,000 targets: probes per second and
 #       the p99 of smtp_exporter_schedule_lag_seconds, without and with the storm (full mode)
 #   (f) a FIFO at the config path: whether a reload still answers, and the process with it
+#   (g) a status page storm: 4 clients looping GET /, 10,000 targets: probes per second and the
+#       schedule lag's p99, without and with the storm (full mode)
 #
 # Usage: tests/abuse/http_abuse.sh [--short] [--assert] [--only LETTERS] [--build DIR] EXPORTER_BINARY
-#   --short    the CI form: the same attacks, a few seconds each, (d) left out (~40 s in all)
+#   --short    the CI form: the same attacks, a few seconds each, (d) and (g) left out (~40 s)
 #   --assert   exit 1 unless the goals hold: (a) peak RSS under 150 MiB and the scrape after the
 #              attack succeeds; (b) at least 95 % of scrapes succeed; (c) no connect_error;
 #              (e) 405 with the right Allow for every wrong method; and no sanitizer report in
-#              any exporter's log. (d) and (f) are reported only; with a sanitizer build (ASan,
+#              any exporter's log. (d), (f) and (g) are reported only; with a sanitizer build (ASan,
 #              UBSan), so are the memory and time goals (a) and (b).
 #   --only     only these attacks, e.g. --only df
 #   --build    the build directory with tests/abuse/http_abuse_client and
@@ -375,41 +377,52 @@ if wants c; then
   stop_exporter c
 fi
 
-# --- (d) -------------------------------------------------------------------------------------
-if wants d; then
+# --- (d) and (g): storms against an exporter with 10,000 targets ------------------------------
+# load_window LETTER NAME: probes per second and the schedule lag's p99 over D_SECONDS.
+load_window() {
+  curl -fsS -o "$WORKDIR/$1_0.txt" "$EXPORTER_URL/metrics"
+  sleep "$D_SECONDS" # the measuring window, not a wait for readiness
+  curl -fsS -o "$WORKDIR/$1_1.txt" "$EXPORTER_URL/metrics"
+  local probes
+  probes=$(($(sum_probes "$WORKDIR/$1_1.txt") - $(sum_probes "$WORKDIR/$1_0.txt")))
+  figure "$2: $((probes / D_SECONDS)) probes/s, schedule lag p99" \
+    "$(lag_p99 "$WORKDIR/$1_0.txt" "$WORKDIR/$1_1.txt")"
+}
+# storm LETTER WHAT CURL_ARGS...: 4 clients looping curl CURL_ARGS during a load_window.
+storm() {
+  local letter=$1 what=$2 stop=$WORKDIR/$1.stop
+  shift 2
+  local clients=()
+  for _ in 1 2 3 4; do
+    (while [[ ! -e $stop ]]; do
+      curl -s -o /dev/null --max-time 30 "$@" || true
+    done) &
+    clients+=($!)
+  done
+  load_window "${letter}_storm" "($letter) 4 clients looping $what"
+  touch "$stop"
+  wait "${clients[@]}"
+}
+for letter in d g; do
+  wants "$letter" || continue
   if ((SHORT)); then
-    figure "(d) reload storm: left out in short mode"
-  else
-    log "(d) reload storm: 10,000 targets, ${D_SECONDS}s without, ${D_SECONDS}s with 4 reloaders"
-    config10k=$WORKDIR/targets10000.yml
-    make_config "$config10k" 10000 10s 5s
-    start_exporter "$BINARY" "$config10k"
-    wait_all_probed 10000
-    d_window() { # NAME: scrapes before and after D_SECONDS
-      curl -fsS -o "$WORKDIR/d_$1_0.txt" "$EXPORTER_URL/metrics"
-      sleep "$D_SECONDS" # the measuring window, not a wait for readiness
-      curl -fsS -o "$WORKDIR/d_$1_1.txt" "$EXPORTER_URL/metrics"
-      local probes
-      probes=$(($(sum_probes "$WORKDIR/d_$1_1.txt") - $(sum_probes "$WORKDIR/d_$1_0.txt")))
-      figure "(d) $2: $((probes / D_SECONDS)) probes/s, schedule lag p99" \
-        "$(lag_p99 "$WORKDIR/d_$1_0.txt" "$WORKDIR/d_$1_1.txt")"
-    }
-    d_window quiet "without reloads"
-    storm_stop=$WORKDIR/storm.stop
-    reloaders=()
-    for _ in 1 2 3 4; do
-      (while [[ ! -e $storm_stop ]]; do
-        curl -s -o /dev/null -X POST --max-time 30 "$EXPORTER_URL/-/reload" || true
-      done) &
-      reloaders+=($!)
-    done
-    d_window storm "4 clients looping POST /-/reload"
-    touch "$storm_stop"
-    wait "${reloaders[@]}"
-    figure "    reloads done: $(grep -c 'config reloaded' "$EXPORTER_LOG" || true)"
-    stop_exporter d
+    figure "($letter) left out in short mode"
+    continue
   fi
-fi
+  log "($letter) 10,000 targets, ${D_SECONDS}s quiet, ${D_SECONDS}s under a storm"
+  config10k=$WORKDIR/targets10000.yml
+  [[ -e $config10k ]] || make_config "$config10k" 10000 10s 5s
+  start_exporter "$BINARY" "$config10k"
+  wait_all_probed 10000
+  load_window "${letter}_quiet" "($letter) quiet"
+  if [[ $letter == d ]]; then
+    storm d "POST /-/reload" -X POST "$EXPORTER_URL/-/reload"
+    figure "    reloads done: $(grep -c 'config reloaded' "$EXPORTER_LOG" || true)"
+  else
+    storm g "GET / (the status page)" "$EXPORTER_URL/"
+  fi
+  stop_exporter "$letter"
+done
 
 # --- (f) -------------------------------------------------------------------------------------
 if wants f; then
