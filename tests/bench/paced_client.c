@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+
 enum { kBufMax = 4096, kMaxEvents = 256 };
 
 static const char kEhlo[] = "EHLO bench.client.local\r\n";
@@ -57,12 +59,6 @@ static long ok, failed;
  * closed or answered wrongly. */
 static long failed_connect, failed_timeout, failed_dialogue;
 static float* greeting_ms; /* one per successful dialogue */
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 enum Outcome { kOk, kFailed, kTimedOut };
 
@@ -223,20 +219,9 @@ int main(int argc, char** argv) {
             argv[0]);
     return 2;
   }
-  memset(&server, 0, sizeof server);
-  server.sin_family = AF_INET;
-  server.sin_port = htons((unsigned short)port);
-  if (inet_pton(AF_INET, host, &server.sin_addr) != 1) {
-    fprintf(stderr, "paced_client: --host takes an IPv4 literal\n");
-    return 2;
-  }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  getrlimit(RLIMIT_NOFILE, &rl);
-  int capacity = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur - 16;
+  if (bench_ipv4_server("paced_client", host, port, &server) != 0) return 2;
+  const rlim_t descriptors = bench_take_all_descriptors();
+  int capacity = descriptors > 65536 ? 65536 : (int)descriptors - 16;
   slots = calloc((size_t)capacity, sizeof *slots);
   free_slots = calloc((size_t)capacity, sizeof *free_slots);
   greeting_ms = calloc((size_t)n, sizeof *greeting_ms);
@@ -248,7 +233,7 @@ int main(int argc, char** argv) {
   for (int i = capacity - 1; i >= 0; --i) free_slots[free_count++] = i;
 
   struct epoll_event events[kMaxEvents];
-  const double began = now_s();
+  const double began = bench_now_s();
   const double spacing = 1.0 / rate;
   long started = 0;
   double now = began;
@@ -269,7 +254,7 @@ int main(int argc, char** argv) {
       perror("epoll_wait");
       return 1;
     }
-    now = now_s();
+    now = bench_now_s();
     for (int e = 0; e < m; ++e) advance((int)events[e].data.u32, events[e].events, now);
     if (now - last_sweep >= 0.1) { /* deadlines, ten times a second */
       last_sweep = now;
@@ -278,7 +263,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  const double wall = now_s() - began;
+  const double wall = bench_now_s() - began;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru); /* before the sort below: only the dialogues are counted */
   const double user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+
 enum { kBufMax = 4096 };
 
 static const char kEhlo[] = "EHLO bench.client.local\r\n";
@@ -109,12 +111,6 @@ struct Slot {
   double deadline;
   struct Reader r;
 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Starts a dialogue in `slot`; returns -1 when it failed at once. */
 static int start_slot(int ep, struct Slot* slot, int index, double now) {
@@ -206,7 +202,7 @@ static void run_epoll(long n, int k, long* ok, long* failed) {
   }
   long started = 0;
   int active = 0;
-  double now = now_s();
+  double now = bench_now_s();
   for (int i = 0; i < k; ++i) refill(ep, slots, i, n, now, &started, &active, failed);
   while (active > 0) {
     int m = epoll_wait(ep, events, k, 100);
@@ -214,7 +210,7 @@ static void run_epoll(long n, int k, long* ok, long* failed) {
       perror("epoll_wait");
       exit(1);
     }
-    now = now_s();
+    now = bench_now_s();
     for (int e = 0; e < m; ++e) {
       int i = (int)events[e].data.u32;
       int rc = advance_slot(ep, &slots[i], i);
@@ -270,20 +266,10 @@ int main(int argc, char** argv) {
             argv[0]);
     return 2;
   }
-  memset(&server, 0, sizeof server);
-  server.sin_family = AF_INET;
-  server.sin_port = htons((unsigned short)port);
-  if (inet_pton(AF_INET, host, &server.sin_addr) != 1) {
-    fprintf(stderr, "reference_client: --host takes an IPv4 literal\n");
-    return 2;
-  }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  if (bench_ipv4_server("reference_client", host, port, &server) != 0) return 2;
+  bench_take_all_descriptors();
 
-  double began = now_s();
+  double began = bench_now_s();
   long ok = 0, failed = 0;
   if (k == 1 && !use_epoll) {
     for (long i = 0; i < n; ++i) {
@@ -295,7 +281,7 @@ int main(int argc, char** argv) {
   } else {
     run_epoll(n, k, &ok, &failed);
   }
-  double wall = now_s() - began;
+  double wall = bench_now_s() - began;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("reference_client probes=%ld ok=%ld failed=%ld wall_s=%.3f user_s=%.3f sys_s=%.3f\n", n,

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+
 enum { kLineMax = 512, kMaxEvents = 256 };
 
 static const char kGreeting[] = "220 bench.test.local ESMTP\r\n";
@@ -174,13 +176,8 @@ int main(int argc, char** argv) {
   }
 
   /* One fd per connection: take the whole hard limit. */
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  getrlimit(RLIMIT_NOFILE, &rl);
-  size_t max_fds = rl.rlim_cur > 1048576 ? 1048576 : (size_t)rl.rlim_cur;
+  const rlim_t descriptors = bench_take_all_descriptors();
+  size_t max_fds = descriptors > 1048576 ? 1048576 : (size_t)descriptors;
   struct Conn* conns = calloc(max_fds, sizeof *conns);
   /* A ring of at most one pending greeting per fd. */
   struct Pending* pending = calloc(max_fds, sizeof *pending);
