@@ -96,7 +96,7 @@ spawn() {
   setsid "$@" >"$logfile" 2>&1 </dev/null &
   SPAWNED_PID=$!
   _LOGS+=("$logfile")
-  _CLEANUP+=("stop_group $SPAWNED_PID $name")
+  _CLEANUP+=("stop_group $SPAWNED_PID $(printf '%q' "$name")")
   log "started $name (pid $SPAWNED_PID): $*"
 }
 

@@ -142,6 +142,17 @@ EOF
 nagios4 -v "$dir/nagios.cfg" >"$dir/verify.out" 2>&1 ||
   fail "nagios4 -v refused the config: $(cat "$dir/verify.out")"
 log "nagios4 -v: $(grep -E '^Total (Warnings|Errors)' "$dir/verify.out" | tr '\n' ' ')"
+# Nagios runs each check in a process group of its own, so stopping Nagios leaves the checks it
+# had started running; they end by themselves within their timeout (a sanitizer build's leak
+# check at exit makes that seconds, not milliseconds). Registered before Nagios' own stop, this
+# runs after it: wait for them, and kill what outlives its -t timeout.
+checks_running() { pgrep -f "^$BINARY check " >/dev/null; }
+wait_for_checks() {
+  poll_until 30 _not checks_running && return
+  log "WARNING: checks Nagios started still run 30 s after it stopped: SIGKILL"
+  pkill -KILL -f "^$BINARY check " || true
+}
+_CLEANUP+=(wait_for_checks)
 started=$(now_us)
 spawn nagios "$dir/nagios.out" nagios4 "$dir/nagios.cfg"
 _LOGS+=("$dir/nagios.log")
