@@ -21,7 +21,10 @@ build_dir=$root/build
 asan_dir=$root/build-asan
 failed=()
 
-step() { printf '\n==== %s\n' "$*"; }
+started=$SECONDS
+# Each step's heading says when it began, so a slow run shows where its time went.
+elapsed() { printf '%dm%02ds' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
+step() { printf '\n==== %s (at %s)\n' "$*" "$(elapsed)"; }
 
 if [[ -z ${SKIP_DEPS:-} ]]; then
   step "dependencies"
@@ -99,7 +102,7 @@ if [[ -z ${SKIP_FUZZ:-} ]]; then
 fi
 
 if ((${#failed[@]})); then
-  printf '\nFAILED: %s\n' "${failed[*]}"
+  printf '\nFAILED after %s: %s\n' "$(elapsed)" "${failed[*]}"
   exit 1
 fi
-printf '\nAll checks passed.\n'
+printf '\nAll checks passed in %s.\n' "$(elapsed)"
