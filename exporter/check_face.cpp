@@ -7,6 +7,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "exporter/build_info.h"
 #include "exporter/check_report.h"
 #include "exporter/config.h"
 #include "exporter/config_values.h"
@@ -140,9 +141,7 @@ int print(const CheckReport& report) {
 
 void add_check_face_options(CLI::App& command, CheckFaceOptions& options) {
   // The plugin guidelines ask every plugin for --version; check_smtp spells it -V.
-  command.set_version_flag("-V,--version", std::string("smtp_exporter check, version ") +
-                                               SMTP_EXPORTER_VERSION +
-                                               " (revision: " + SMTP_EXPORTER_REVISION + ")");
+  command.set_version_flag("-V,--version", version_line("smtp_exporter check"));
   command.add_option("-H,--hostname", options.host, "Host name or IP address")->required();
   command.add_option("-p,--port", options.port, "Port (default: 25, or 465 with -s)");
   command.add_flag("-4,--use-ipv4", options.ipv4, "Use IPv4 only");

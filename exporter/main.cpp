@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "exporter/build_info.h"
 #include "exporter/check_face.h"
 #include "exporter/config.h"
 #include "exporter/daemon.h"
@@ -14,21 +15,12 @@
 #include "exporter/probe_face.h"
 #include "exporter/web_config.h"
 
-namespace {
-
-std::string version_text() {
-  return std::string("smtp_exporter, version ") + SMTP_EXPORTER_VERSION +
-         " (revision: " + SMTP_EXPORTER_REVISION + ")";
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app(
       "smtp_exporter: probes SMTP servers (banner, EHLO, QUIT) and exports the results "
       "to Prometheus.",
       "smtp_exporter");
-  app.set_version_flag("--version", version_text());
+  app.set_version_flag("--version", smtp::version_line("smtp_exporter"));
 
   smtp::DaemonOptions serve;
   std::string config_file;
@@ -158,6 +150,7 @@ int main(int argc, char** argv) {
     }
   }
   smtp::log::write(smtp::log::Level::kInfo, "starting smtp_exporter",
-                   {{"version", SMTP_EXPORTER_VERSION}, {"revision", SMTP_EXPORTER_REVISION}});
+                   {{"version", std::string(smtp::kExporterVersion)},
+                    {"revision", std::string(smtp::kExporterRevision)}});
   return smtp::run_daemon(serve);
 }

@@ -8,6 +8,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "exporter/build_info.h"
+
 namespace smtp {
 namespace {
 
@@ -508,7 +510,8 @@ ExporterMetrics::ExporterMetrics()
       .Name("smtp_exporter_build_info")
       .Help("The exporter's version and the revision it was built from.")
       .Register(*registry_)
-      .Add({{"version", SMTP_EXPORTER_VERSION}, {"revision", SMTP_EXPORTER_REVISION}})
+      .Add({{"version", std::string(kExporterVersion)},
+            {"revision", std::string(kExporterRevision)}})
       .Set(1);
 }
 
