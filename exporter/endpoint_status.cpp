@@ -11,18 +11,6 @@
 namespace smtp {
 namespace {
 
-std::string_view direction_mark(TranscriptLine::Direction direction) {
-  switch (direction) {
-    case TranscriptLine::Direction::kSent:
-      return "C: ";
-    case TranscriptLine::Direction::kReceived:
-      return "S: ";
-    case TranscriptLine::Direction::kNote:
-      return "-- ";
-  }
-  return "";
-}
-
 std::size_t transcripts_bytes(const std::vector<StoredTranscript>& transcripts) {
   std::size_t bytes = 0;
   for (const StoredTranscript& t : transcripts) bytes += t.text.size();
@@ -38,7 +26,8 @@ std::string format_transcript(const std::vector<TranscriptLine>& lines, bool tru
     std::snprintf(at, sizeof at, "+%.1f ms ",
                   std::chrono::duration<double, std::milli>(line.at).count());
     out += at;
-    out += direction_mark(line.direction);
+    out += transcript_marker(line.direction);
+    out += ' ';
     out += line.text;
     out += '\n';
   }

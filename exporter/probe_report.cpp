@@ -35,30 +35,6 @@ double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double
   va_end(again);
 }
 
-std::string_view direction_marker(TranscriptLine::Direction direction) {
-  switch (direction) {
-    case TranscriptLine::Direction::kSent:
-      return "C:";
-    case TranscriptLine::Direction::kReceived:
-      return "S:";
-    case TranscriptLine::Direction::kNote:
-      return "--";
-  }
-  return "??";
-}
-
-std::string_view direction_name(TranscriptLine::Direction direction) {
-  switch (direction) {
-    case TranscriptLine::Direction::kSent:
-      return "client";
-    case TranscriptLine::Direction::kReceived:
-      return "server";
-    case TranscriptLine::Direction::kNote:
-      return "note";
-  }
-  return "note";
-}
-
 bool ran(const ProbeResult& result, Phase phase) { return result.phase(phase).has_value(); }
 
 /// A reply code for the text form: the code, or why there is none.
@@ -150,7 +126,7 @@ std::string render_probe_text(const ProbeTarget& target, const ProbeResult& resu
 
   append(out, "\ndialogue (ms since the probe started):\n");
   for (const TranscriptLine& line : result.transcript) {
-    append(out, "  %9.3f  %s %s\n", milliseconds(line.at), direction_marker(line.direction).data(),
+    append(out, "  %9.3f  %s %s\n", milliseconds(line.at), transcript_marker(line.direction).data(),
            line.text.c_str());
   }
   if (result.transcript_truncated) append(out, "  ... (transcript truncated)\n");
@@ -257,7 +233,7 @@ std::string render_probe_json(const ProbeTarget& target, const ProbeResult& resu
   Json transcript = Json::array();
   for (const TranscriptLine& line : result.transcript) {
     transcript.push_back({{"seconds", seconds(line.at)},
-                          {"direction", direction_name(line.direction)},
+                          {"direction", transcript_source(line.direction)},
                           {"text", line.text}});
   }
   out["transcript"] = transcript;

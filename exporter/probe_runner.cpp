@@ -156,21 +156,9 @@ struct ProbeRunner::Core {
                  {{"target", endpoint.config->name},
                   {"endpoint", where},
                   {"ms", std::chrono::duration<double, std::milli>(line.at).count()},
-                  {"dir", transcript_direction(line.direction)},
+                  {"dir", transcript_source(line.direction)},
                   {"line", line.text}});
     }
-  }
-
-  static std::string_view transcript_direction(TranscriptLine::Direction direction) {
-    switch (direction) {
-      case TranscriptLine::Direction::kSent:
-        return "sent";
-      case TranscriptLine::Direction::kReceived:
-        return "received";
-      case TranscriptLine::Direction::kNote:
-        return "note";
-    }
-    return "";
   }
 
   asio::any_io_executor executor;

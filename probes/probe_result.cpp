@@ -78,4 +78,28 @@ std::string_view reason_name(FailureReason reason) {
   return "unknown";
 }
 
+std::string_view transcript_marker(TranscriptLine::Direction direction) {
+  switch (direction) {
+    case TranscriptLine::Direction::kSent:
+      return "C:";
+    case TranscriptLine::Direction::kReceived:
+      return "S:";
+    case TranscriptLine::Direction::kNote:
+      return "--";
+  }
+  return "--";
+}
+
+std::string_view transcript_source(TranscriptLine::Direction direction) {
+  switch (direction) {
+    case TranscriptLine::Direction::kSent:
+      return "client";
+    case TranscriptLine::Direction::kReceived:
+      return "server";
+    case TranscriptLine::Direction::kNote:
+      return "note";
+  }
+  return "note";
+}
+
 }  // namespace smtp

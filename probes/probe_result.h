@@ -98,6 +98,11 @@ struct TranscriptLine {
   std::string text;  // without the line ending; non-printable bytes escaped
 };
 
+/// "C:", "S:" or "--": how a dialogue line is marked where people read it.
+std::string_view transcript_marker(TranscriptLine::Direction direction);
+/// "client", "server" or "note": who a dialogue line is from, where programs read it (JSON, logs).
+std::string_view transcript_source(TranscriptLine::Direction direction);
+
 /// Everything one probe found out.
 struct ProbeResult {
   using Duration = std::chrono::nanoseconds;
