@@ -138,10 +138,14 @@ reference_error() {
   awk -v delay="$DELAY_MS" '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}}
     END {if (v["greeting_ms_median"] == "") print "-"; else printf "%+.2f/%+.2fms", v["greeting_ms_median"] - delay, v["greeting_ms_max"] - delay}' "$1"
 }
-scrape() {  # URL FILE [gzip] : prints "seconds bytes"
-  local header=()
+scrape() {  # URL FILE [gzip] : prints "seconds bytes", or "failed(CURL_EXIT) bytes-received"
+  local header=() out
   [[ ${3:-} == gzip ]] && header=(-H 'Accept-Encoding: gzip')
-  curl -sf --max-time 120 "${header[@]}" -o "$2" -w '%{time_total} %{size_download}' "$1"
+  if out=$(curl -sf --max-time 120 "${header[@]}" -o "$2" -w '%{time_total} %{size_download}' "$1"); then
+    echo "$out"
+  else
+    echo "failed($?) ${out#* }"
+  fi
 }
 
 # run_exporter LABEL TARGETS INTERVAL_S TIMEOUT [syscalls|callgrind]: one exporter, measured over WINDOW
@@ -206,11 +210,13 @@ run_exporter() {
   RESULT=$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) -v p="$probes" -v n="$targets" -v rss="$rss" \
     -v hwm="$hwm" -v gz="$gz" -v plain="$plain" -v lag="$(lag_p99 "$dir/before.prom" "$dir/after.prom")" \
     -v greet="$(greeting_error "$dir/after.prom")" \
-    -v ref="$(reference_error "$dir/reference.txt" 2>/dev/null)" 'BEGIN {
+    -v ref="$(reference_error "$dir/reference.txt" 2>/dev/null)" '
+    function secs(s) { return s ~ /^[0-9.]+$/ ? sprintf("%.3f", s) : s }
+    BEGIN {
       split(gz, g, " "); split(plain, q, " ")
-      printf "targets=%d probes=%d probes_per_s=%.0f us_per_probe=%.1f core=%.1f%% rss_mib=%.0f rss_kib_per_target=%.2f hwm_mib=%.0f gzip_s=%.3f gzip_mb=%.1f plain_s=%.3f plain_mb=%.1f lag_p99=%s greeting_err=%s reference_err=%s\n",
-        n, p, p * 1e6 / t, c / 1000 / p, c / 10 / t, rss / 1024, rss / n, hwm / 1024, g[1], g[2] / 1e6,
-        q[1], q[2] / 1e6, lag, greet, ref == "" ? "-" : ref}')
+      printf "targets=%d probes=%d probes_per_s=%.0f us_per_probe=%.1f core=%.1f%% rss_mib=%.0f rss_kib_per_target=%.2f hwm_mib=%.0f gzip_s=%s gzip_mb=%.1f plain_s=%s plain_mb=%.1f lag_p99=%s greeting_err=%s reference_err=%s\n",
+        n, p, p * 1e6 / t, c / 1000 / p, c / 10 / t, rss / 1024, rss / n, hwm / 1024, secs(g[1]), g[2] / 1e6,
+        secs(q[1]), q[2] / 1e6, lag, greet, ref == "" ? "-" : ref}')
   echo "$label $RESULT" | tee -a "$OUT/exporter.txt"
 }
 
