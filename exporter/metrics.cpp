@@ -1,8 +1,10 @@
 #include "exporter/metrics.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
+#include <ranges>
 #include <sstream>
 #include <string_view>
 
@@ -100,12 +102,18 @@ void append_sample(std::string& out, std::string_view name, const TargetSeries& 
   out.push_back('\n');
 }
 
+/// The series of a snapshot's targets, in order.
+auto each_series(const SeriesList& targets) {
+  return targets | std::views::transform([](const std::shared_ptr<const TargetSeries>& series)
+                                             -> const TargetSeries& { return *series; });
+}
+
 /// A gauge family whose value is read from each target's series by `value_of`.
 template <typename ValueOf>
-void render_gauge(const std::vector<TargetSeries>& targets, std::string& out, std::string_view name,
+void render_gauge(const SeriesList& targets, std::string& out, std::string_view name,
                   std::string_view help, ValueOf value_of) {
   append_header(out, name, "gauge", help);
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (series.probed) append_sample(out, name, series, {}, static_cast<double>(value_of(series)));
   }
 }
@@ -113,10 +121,10 @@ void render_gauge(const std::vector<TargetSeries>& targets, std::string& out, st
 /// A gauge family that some targets lack: a target whose `value_of` is empty has no series (a
 /// gap in the graph, not a false 0).
 template <typename ValueOf>
-void render_optional_gauge(const std::vector<TargetSeries>& targets, std::string& out,
+void render_optional_gauge(const SeriesList& targets, std::string& out,
                            std::string_view name, std::string_view help, ValueOf value_of) {
   append_header(out, name, "gauge", help);
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed) continue;
     if (const auto value = value_of(series)) {
       append_sample(out, name, series, {}, static_cast<double>(*value));
@@ -125,10 +133,11 @@ void render_optional_gauge(const std::vector<TargetSeries>& targets, std::string
 }
 
 /// Whether the optional family `shown` gets its HELP and TYPE: unless every target leaves it out.
-bool family_shown(const std::vector<TargetSeries>& targets, bool MetricsSelection::*shown) {
-  return targets.empty() ||
-         std::any_of(targets.begin(), targets.end(),
-                     [shown](const TargetSeries& series) { return series.metrics.*shown; });
+bool family_shown(const SeriesList& targets, bool MetricsSelection::*shown) {
+  return targets.empty() || std::ranges::any_of(each_series(targets),
+                                                [shown](const TargetSeries& series) {
+                                                  return series.metrics.*shown;
+                                                });
 }
 
 }  // namespace
@@ -166,6 +175,18 @@ void render_mx_series(const std::vector<MxSeries>& groups, std::string& out) {
       out.push_back('\n');
     }
   }
+}
+
+TargetSeries& SharedSeries::edit() {
+  if (series_.use_count() == 1) {
+    // No snapshot holds it, and none can take it meanwhile: snapshots are taken on this thread.
+    // The fence pairs with the release of the last snapshot's reference (on a render thread),
+    // so that its reads of these series happen before the writes that follow.
+    std::atomic_thread_fence(std::memory_order_acquire);
+  } else {
+    series_ = std::make_shared<TargetSeries>(*series_);
+  }
+  return *series_;
 }
 
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,
@@ -228,7 +249,7 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
   }
 }
 
-void render_target_series(const std::vector<TargetSeries>& targets, std::string& out) {
+void render_target_series(const SeriesList& targets, std::string& out) {
   // ~2 KB a target: growing the buffer once instead of doubling it through 20 MB.
   out.reserve(out.size() + targets.size() * 2200);
   render_gauge(targets, out, "smtp_probe_success",
@@ -245,7 +266,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
                   "Seconds from TCP connection established (implicit TLS: handshake done) to the "
                   "end of the greeting, over every probe that got one since start.");
   }
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed || !series.metrics.greeting_histogram) continue;
     std::uint64_t cumulative = 0;
     char le[48];
@@ -270,7 +291,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
                   "Last probe: seconds spent in each phase that ran.");
   }
   std::string phase_label;
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed || !series.metrics.phases) continue;
     for (std::size_t i = 0; i < kPhaseCount; ++i) {
       if (!series.phases_ran[i]) continue;
@@ -294,7 +315,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
   append_header(out, "smtp_banner_info", "gauge",
                 "The hostname in the greeting and the server software recognised in it.");
   std::string banner_labels;
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed || series.banner_hostname.empty()) continue;
     banner_labels.clear();
     append_label(banner_labels, "hostname", series.banner_hostname);
@@ -304,7 +325,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
 
   append_header(out, "smtp_banner_hostname_match", "gauge",
                 "1 if the greeting's hostname is the target's expect_hostname.");
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.expects_hostname) {
       append_sample(out, "smtp_banner_hostname_match", series, {},
                     series.hostname_matches ? 1.0 : 0.0);
@@ -318,7 +339,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
 
   append_header(out, "smtp_size_limit_bytes", "gauge",
                 "The message size limit the last EHLO reply advertised with SIZE (0: none given).");
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.ehlo_seen) {
       append_sample(out, "smtp_size_limit_bytes", series, {}, series.size_limit_bytes);
     }
@@ -330,7 +351,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
         "The registered SMTP extensions the last EHLO reply advertised, one series each.");
   }
   std::string extension_label;
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed || !series.metrics.ehlo_extensions) continue;
     for (std::size_t i = 0; i < kReportedExtensions.size(); ++i) {
       if (!series.extensions[i]) continue;
@@ -343,14 +364,14 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
 
   append_header(out, "smtp_tls_cert_verified", "gauge",
                 "TLS targets: 1 if the last probe's certificate chain and name verified.");
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.tls_target) {
       append_sample(out, "smtp_tls_cert_verified", series, {}, series.tls_verified ? 1.0 : 0.0);
     }
   }
   append_header(out, "smtp_tls_cert_expiry_timestamp_seconds", "gauge",
                 "TLS targets: the earliest notAfter in the chain of the last completed handshake.");
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.tls_target && series.tls_seen) {
       append_sample(out, "smtp_tls_cert_expiry_timestamp_seconds", series, {},
                     series.tls_cert_expiry);
@@ -359,7 +380,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
   append_header(out, "smtp_tls_info", "gauge",
                 "TLS targets: the version and cipher of the last completed handshake.");
   std::string tls_labels;
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed || !series.tls_target || !series.tls_seen) continue;
     tls_labels.clear();
     append_label(tls_labels, "version", series.tls_version);
@@ -370,7 +391,7 @@ void render_target_series(const std::vector<TargetSeries>& targets, std::string&
   append_header(out, "smtp_probes_total", "counter",
                 "Probes by outcome: success or the failure reason.");
   std::string result_label;
-  for (const TargetSeries& series : targets) {
+  for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed) continue;
     for (std::size_t i = 0; i < kFailureReasonCount; ++i) {
       if (series.probes_by_result[i] == 0) continue;  // a counter appears at its first count

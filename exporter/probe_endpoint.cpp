@@ -176,10 +176,10 @@ std::variant<ProbeRequest, ProbeRefusal> parse_probe_request(
 
 std::string render_probe_answer(const ProbeResult& result, const TargetConfig& module,
                                 int ip_protocol, double now_unix_seconds) {
-  std::vector<TargetSeries> series(1);  // no labels: Prometheus adds the scrape's own
-  record_probe(series.front(), result, module, now_unix_seconds);
+  auto series = std::make_shared<TargetSeries>();  // no labels: Prometheus adds the scrape's own
+  record_probe(*series, result, module, now_unix_seconds);
   std::string out;
-  render_target_series(series, out);
+  render_target_series({series}, out);
   render_blackbox_series(result, ip_protocol, out);
   return out;
 }

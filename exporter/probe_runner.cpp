@@ -208,7 +208,7 @@ asio::awaitable<void> probe_endpoint(Core core, std::shared_ptr<Endpoint> endpoi
   ProbeResult result = co_await std::move(probing);
   if (endpoint->removed || core->stopped) co_return;
   const double now = unix_now();
-  record_probe(endpoint->series, result, *config, now);
+  record_probe(endpoint->series.edit(), result, *config, now);
   if (!result.success()) core->log_failure(*endpoint, result);
   record_status(endpoint->status, *probe, std::move(result), now);
 }
@@ -331,10 +331,10 @@ SeriesSnapshot ProbeRunner::snapshot() const {
   const TargetSet& targets = core_->targets;
   snapshot.series.reserve(targets.endpoints().size() + targets.groups().size());
   for (const auto& [key, endpoint] : targets.endpoints()) {
-    snapshot.series.push_back(endpoint->series);
+    snapshot.series.push_back(endpoint->series.share());
   }
   for (const auto& [name, group] : targets.groups()) {
-    if (group->lookup_series.probed) snapshot.series.push_back(group->lookup_series);
+    if (group->lookup_series->probed) snapshot.series.push_back(group->lookup_series.share());
     snapshot.mx.push_back(group->mx_series);
   }
   return snapshot;

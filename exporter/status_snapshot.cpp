@@ -50,12 +50,12 @@ StatusSnapshot take_status_snapshot(const TargetSet& targets) {
   snapshot.rows.reserve(targets.endpoints().size());
   for (const auto& [key, endpoint] : targets.endpoints()) {
     snapshot.rows.push_back(make_row(key, *endpoint->config, describe_endpoint(*endpoint),
-                                     endpoint->series, endpoint->status));
+                                     *endpoint->series, endpoint->status));
   }
   for (const auto& [name, group] : targets.groups()) {
-    if (!group->lookup_series.probed) continue;
+    if (!group->lookup_series->probed) continue;
     snapshot.rows.push_back(make_row(name, *group->config, describe_lookup(*group->config),
-                                     group->lookup_series, group->lookup_status));
+                                     *group->lookup_series, group->lookup_status));
   }
   return snapshot;
 }
@@ -65,14 +65,14 @@ std::optional<StatusDetail> take_status_detail(const TargetSet& targets, std::st
   if (auto it = targets.endpoints().find(wanted); it != targets.endpoints().end()) {
     const Endpoint& endpoint = *it->second;
     return make_detail(make_row(wanted, *endpoint.config, describe_endpoint(endpoint),
-                                endpoint.series, endpoint.status),
+                                *endpoint.series, endpoint.status),
                        endpoint.status);
   }
   if (auto it = targets.groups().find(wanted);
-      it != targets.groups().end() && it->second->lookup_series.probed) {
+      it != targets.groups().end() && it->second->lookup_series->probed) {
     const LookupGroup& group = *it->second;
     return make_detail(make_row(wanted, *group.config, describe_lookup(*group.config),
-                                group.lookup_series, group.lookup_status),
+                                *group.lookup_series, group.lookup_status),
                        group.lookup_status);
   }
   return std::nullopt;

@@ -98,7 +98,7 @@ TargetSetChanges TargetSet::apply_config(std::vector<TargetConfig> targets) {
     group->config = config;
     group->generation = generation_;
     group->mx_series.labels = render_target_labels(*config);
-    group->lookup_series.labels = group->mx_series.labels;
+    group->lookup_series.edit().labels = group->mx_series.labels;
     groups_.emplace(config->name, std::move(group));
   }
   for (auto& [key, endpoint] : old_endpoints) {
@@ -127,12 +127,12 @@ std::optional<TargetSetChanges> TargetSet::apply_lookup(LookupGroup& group,
     lookup.failure = outcome.failure;
     lookup.failed_phase = Phase::kResolve;
     lookup.error_detail = outcome.detail;
-    record_probe(group.lookup_series, lookup, config, now_unix_seconds);
+    record_probe(group.lookup_series.edit(), lookup, config, now_unix_seconds);
     ProbeTarget looked_up = config.probe_target();
     if (!config.mx_domain.empty()) looked_up.host = config.mx_domain;
     record_status(group.lookup_status, looked_up, std::move(lookup), now_unix_seconds);
   } else {
-    group.lookup_series.probed = false;  // the endpoints speak for the target now
+    group.lookup_series.edit().probed = false;  // the endpoints speak for the target now
   }
   if (outcome.mx_found) {
     group.mx_series.looked_up = true;
@@ -184,8 +184,9 @@ void TargetSet::keep_or_add(std::map<std::string, std::shared_ptr<Endpoint>>& ol
   }
   endpoint->probe = std::make_shared<const ProbeTarget>(std::move(probe));
   endpoint->config = config;
-  endpoint->series.labels = render_target_labels(*config, id.mx_host, id.address);
-  endpoint->series.metrics = config->metrics;  // a reload changes what the next scrape shows
+  TargetSeries& series = endpoint->series.edit();
+  series.labels = render_target_labels(*config, id.mx_host, id.address);
+  series.metrics = config->metrics;  // a reload changes what the next scrape shows
   endpoints_.emplace(std::move(key), std::move(endpoint));
 }
 

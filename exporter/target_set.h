@@ -37,7 +37,7 @@ struct Endpoint {
   // Replaced (not mutated) at reload: a probe in flight keeps the version it started with.
   std::shared_ptr<const TargetConfig> config;
   std::shared_ptr<const ProbeTarget> probe;
-  TargetSeries series;
+  SharedSeries series;
   EndpointStatus status;  // what the status page shows beyond the series
   bool removed = false;   // left the config or DNS: a probe still in flight drops its result
   std::uint32_t job = 0;  // the runner's schedule job; the set only carries it
@@ -53,7 +53,7 @@ struct LookupGroup {
   std::vector<EndpointId> endpoints;  // from the last good lookup, in the order probed
   MxSeries mx_series;                 // MX targets only
   // Shown only while the lookup fails or finds a null MX: then there is nothing else to show.
-  TargetSeries lookup_series;
+  SharedSeries lookup_series;
   EndpointStatus lookup_status;
   bool removed = false;
   std::uint32_t job = 0;  // the runner's refresh job

@@ -111,12 +111,13 @@ int main(int argc, char** argv) {
   const smtp::ProbeResult result = typical_result();
 
   std::vector<smtp::TargetConfig> targets(target_count);
-  std::vector<smtp::TargetSeries> series(target_count);
+  std::vector<smtp::SharedSeries> series(target_count);
   for (int i = 0; i < target_count; ++i) {
     targets[i].name = "target-" + std::to_string(i);
     targets[i].labels = {{"team", "mail"}};
-    series[i].labels = smtp::render_target_labels(targets[i]);
-    smtp::record_probe(series[i], result, targets[i], 1.8e9);
+    smtp::TargetSeries& target_series = series[i].edit();
+    target_series.labels = smtp::render_target_labels(targets[i]);
+    smtp::record_probe(target_series, result, targets[i], 1.8e9);
   }
   prometheus::Registry registry;
   fill_registry(registry, targets, result);
@@ -125,7 +126,9 @@ int main(int argc, char** argv) {
   std::vector<double> ratios;
   for (int round = 0; round < rounds; ++round) {
     auto start = Clock::now();
-    std::vector<smtp::TargetSeries> snapshot = series;
+    smtp::SeriesList snapshot;
+    snapshot.reserve(series.size());
+    for (const smtp::SharedSeries& target_series : series) snapshot.push_back(target_series.share());
     double snapshot_ms = ms_since(start);
     start = Clock::now();
     std::string ours;

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   for (const auto& [key, endpoint] : set.endpoints()) {
     for (std::size_t round = 0; round < smtp::kLatencyHistory; ++round) {
       smtp::ProbeResult result = probe_result(n, round);
-      smtp::record_probe(endpoint->series, result, *endpoint->config, kNow);
+      smtp::record_probe(endpoint->series.edit(), result, *endpoint->config, kNow);
       smtp::record_status(endpoint->status, *endpoint->probe, std::move(result), kNow);
     }
     ++n;

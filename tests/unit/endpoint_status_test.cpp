@@ -112,7 +112,7 @@ TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
   Endpoint& endpoint = *set.endpoints().at("direct");
   ProbeResult result = greeted(12ms);
   result.banner = BannerInfo{"mx.test.local", "postfix"};
-  record_probe(endpoint.series, result, *endpoint.config, kNow);
+  record_probe(endpoint.series.edit(), result, *endpoint.config, kNow);
   record_status(endpoint.status, *endpoint.probe, std::move(result), kNow);
 
   LookupGroup& group = *set.groups().at("domain");

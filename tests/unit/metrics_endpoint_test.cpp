@@ -44,11 +44,11 @@ std::string gunzip(std::string_view data) {
 SeriesSnapshot two_targets() {
   SeriesSnapshot snapshot;
   for (const char* name : {"mx1", "mx2"}) {
-    TargetSeries series;
-    series.labels = std::string("target=\"") + name + "\"";
-    series.probed = true;
-    series.success = true;
-    snapshot.series.push_back(series);
+    auto series = std::make_shared<TargetSeries>();
+    series->labels = std::string("target=\"") + name + "\"";
+    series->probed = true;
+    series->success = true;
+    snapshot.series.push_back(std::move(series));
   }
   return snapshot;
 }

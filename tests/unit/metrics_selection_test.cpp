@@ -48,8 +48,10 @@ TargetSeries probed(const std::string& name, const MetricsSelection& selection) 
 }
 
 std::set<std::string> lines_of(const std::vector<TargetSeries>& targets) {
+  SeriesList shared;
+  for (const TargetSeries& series : targets) shared.push_back(std::make_shared<TargetSeries>(series));
   std::string text;
-  render_target_series(targets, text);
+  render_target_series(shared, text);
   std::set<std::string> lines;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) lines.insert(line);

@@ -51,8 +51,10 @@ ProbeResult refused_probe() {
 }
 
 std::string render(const std::vector<TargetSeries>& targets) {
+  SeriesList shared;
+  for (const TargetSeries& series : targets) shared.push_back(std::make_shared<TargetSeries>(series));
   std::string out;
-  render_target_series(targets, out);
+  render_target_series(shared, out);
   return out;
 }
 
@@ -99,6 +101,32 @@ TEST(MetricsTest, SuccessfulProbeGivesTheContractSeries) {
   EXPECT_THAT(text, Not(HasSubstr("phase=\"resolve\"")));
   EXPECT_THAT(text, Not(HasSubstr("phase=\"starttls\"")));
   EXPECT_THAT(text, Not(HasSubstr("smtp_banner_hostname_match{")));
+}
+
+TEST(SharedSeriesTest, ASnapshotKeepsTheSeriesAsTheyWereWhenItWasTaken) {
+  const TargetConfig target = make_target("mx1");
+  SharedSeries live;
+  live.edit().labels = render_target_labels(target);
+  record_probe(live.edit(), successful_probe(), target, 1000);
+
+  const std::shared_ptr<const TargetSeries> snapshot = live.share();
+  record_probe(live.edit(), refused_probe(), target, 1010);
+  EXPECT_TRUE(snapshot->success);  // the probe after the snapshot went to a copy
+  EXPECT_EQ(snapshot->last_probe_timestamp_seconds, 1000);
+  EXPECT_FALSE(live->success);
+  EXPECT_EQ(live->last_probe_timestamp_seconds, 1010);
+  EXPECT_EQ(live->labels, "target=\"mx1\"");
+  EXPECT_EQ(live->probes_by_result[0], 1u);  // the counts carried over to the copy
+}
+
+TEST(SharedSeriesTest, SeriesNoSnapshotHoldsAreChangedInPlace) {
+  const TargetConfig target = make_target("mx1");
+  SharedSeries live;
+  const TargetSeries* before = &live.edit();
+  live.share();  // a snapshot taken and let go
+  record_probe(live.edit(), successful_probe(), target, 1000);
+  EXPECT_EQ(&*live, before);
+  EXPECT_TRUE(live->success);
 }
 
 TEST(MetricsTest, NoSeriesBeforeTheFirstProbe) {

@@ -57,7 +57,7 @@ class ProbeRunnerTest : public ::testing::Test {
   const TargetSeries* series_of(const ProbeRunner& runner, const std::string& key) {
     const auto& endpoints = runner.targets().endpoints();
     const auto it = endpoints.find(key);
-    return it == endpoints.end() ? nullptr : &it->second->series;
+    return it == endpoints.end() ? nullptr : &*it->second->series;
   }
 
   asio::io_context io_;
@@ -87,7 +87,7 @@ TEST_F(ProbeRunnerTest, ProbesEveryEndpointAndRecordsItsResult) {
   EXPECT_GE(a->probes_by_result[0], 1u);
   const SeriesSnapshot snapshot = runner.snapshot();
   ASSERT_EQ(snapshot.series.size(), 2u);
-  EXPECT_EQ(snapshot.series[0].labels, "target=\"a\"");
+  EXPECT_EQ(snapshot.series[0]->labels, "target=\"a\"");
 }
 
 TEST_F(ProbeRunnerTest, AnExceptionInAProbeFreesItsSlotAndIsLogged) {
@@ -237,7 +237,7 @@ TEST_F(ProbeRunnerTest, AnEndpointRemovedWhileItsProbeRunsDropsTheResult) {
   release = true;
   ASSERT_TRUE(run_until(io_, [&] { return view.schedule().running() == 0; }));
   EXPECT_TRUE(leaving->removed);
-  EXPECT_FALSE(leaving->series.probed);
+  EXPECT_FALSE(leaving->series->probed);
   EXPECT_TRUE(runner.snapshot().series.empty());
 }
 

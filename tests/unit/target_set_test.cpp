@@ -66,7 +66,7 @@ TEST(TargetSetTest, AddressTargetsBecomeEndpointsAndMxTargetsGroups) {
   EXPECT_EQ(keys(set), (std::vector<std::string>{"a", "b"}));  // ordered, whatever the config order
   ASSERT_EQ(set.groups().size(), 1u);
   EXPECT_EQ(set.groups().at("example")->mx_series.labels, "target=\"example\"");
-  EXPECT_EQ(set.endpoints().at("a")->series.labels, "target=\"a\"");
+  EXPECT_EQ(set.endpoints().at("a")->series->labels, "target=\"a\"");
 }
 
 TEST(TargetSetTest, AReloadKeepsTheSeriesOfEndpointsThatStay) {
@@ -74,14 +74,14 @@ TEST(TargetSetTest, AReloadKeepsTheSeriesOfEndpointsThatStay) {
   set.apply_config({address_target("stays"), address_target("goes")});
   const std::shared_ptr<Endpoint> stays = set.endpoints().at("stays");
   const std::shared_ptr<Endpoint> goes = set.endpoints().at("goes");
-  stays->series.probes_by_result[0] = 7;
+  stays->series.edit().probes_by_result[0] = 7;
 
   TargetConfig changed = address_target("stays");
   changed.interval = 10s;
   const TargetSetChanges changes = set.apply_config({changed, address_target("new")});
 
   EXPECT_EQ(set.endpoints().at("stays"), stays);  // the same endpoint, not a copy
-  EXPECT_EQ(stays->series.probes_by_result[0], 7u);
+  EXPECT_EQ(stays->series->probes_by_result[0], 7u);
   EXPECT_EQ(stays->config->interval, 10s);
   ASSERT_EQ(changes.rescheduled.size(), 1u);
   EXPECT_EQ(changes.rescheduled[0], stays);
@@ -106,9 +106,9 @@ TEST(TargetSetTest, LookupsAddAndRemoveEndpoints) {
   EXPECT_EQ(mx_hosts_of(set, "example"),
             (std::vector<std::string>{"a.example.com", "b.example.com"}));
   const std::shared_ptr<Endpoint> b = set.endpoints().at("example\nb.example.com\n");
-  EXPECT_EQ(b->series.labels, "target=\"example\",mx=\"b.example.com\"");
+  EXPECT_EQ(b->series->labels, "target=\"example\",mx=\"b.example.com\"");
   EXPECT_EQ(b->probe->host, "b.example.com");
-  b->series.probes_by_result[0] = 3;
+  b->series.edit().probes_by_result[0] = 3;
 
   auto second = set.apply_lookup(
       group, generation, mx_outcome(group, {{10, "b.example.com"}, {20, "c.example.com"}}), 0);
@@ -118,7 +118,7 @@ TEST(TargetSetTest, LookupsAddAndRemoveEndpoints) {
   ASSERT_EQ(second->removed.size(), 1u);
   EXPECT_EQ(second->removed[0]->id.mx_host, "a.example.com");
   EXPECT_EQ(set.endpoints().at("example\nb.example.com\n"), b);  // kept with its counters
-  EXPECT_EQ(b->series.probes_by_result[0], 3u);
+  EXPECT_EQ(b->series->probes_by_result[0], 3u);
   EXPECT_EQ(group.mx_series.hosts.size(), 2u);
   EXPECT_TRUE(group.mx_series.looked_up);
 
@@ -178,15 +178,15 @@ TEST(TargetSetTest, AFailedLookupKeepsTheLastGoodEndpointsAndIsShown) {
   ASSERT_TRUE(changes.has_value());
   EXPECT_FALSE(changes->endpoints_changed());
   EXPECT_EQ(mx_hosts_of(set, "example"), std::vector<std::string>{"a.example.com"});
-  EXPECT_TRUE(group.lookup_series.probed);
+  EXPECT_TRUE(group.lookup_series->probed);
   EXPECT_EQ(
-      group.lookup_series.probes_by_result[static_cast<std::size_t>(FailureReason::kResolveError)],
+      group.lookup_series->probes_by_result[static_cast<std::size_t>(FailureReason::kResolveError)],
       1u);
-  EXPECT_EQ(group.lookup_series.last_probe_timestamp_seconds, 1800000000);
+  EXPECT_EQ(group.lookup_series->last_probe_timestamp_seconds, 1800000000);
 
   // A good answer again: the lookup's own series steps back for the endpoints'.
   set.apply_lookup(group, group.generation, mx_outcome(group, {{10, "a.example.com"}}), 0);
-  EXPECT_FALSE(group.lookup_series.probed);
+  EXPECT_FALSE(group.lookup_series->probed);
 }
 
 TEST(TargetSetTest, ANullMxLeavesNoEndpoints) {
@@ -201,7 +201,7 @@ TEST(TargetSetTest, ANullMxLeavesNoEndpoints) {
   ASSERT_TRUE(changes.has_value());
   EXPECT_EQ(changes->removed.size(), 1u);
   EXPECT_TRUE(set.endpoints().empty());
-  EXPECT_EQ(group.lookup_series.probes_by_result[static_cast<std::size_t>(FailureReason::kNullMx)],
+  EXPECT_EQ(group.lookup_series->probes_by_result[static_cast<std::size_t>(FailureReason::kNullMx)],
             1u);
 }
 
@@ -252,7 +252,7 @@ TEST(TargetSetTest, AllAddressesMakesOneEndpointPerAddressOfTheWantedFamily) {
   LookupGroup& group = *set.groups().at("each");
   set.apply_lookup(group, group.generation, outcome, 0);
   const std::shared_ptr<Endpoint> endpoint = set.endpoints().at("each\n\n192.0.2.25");
-  EXPECT_EQ(endpoint->series.labels, "target=\"each\",address=\"192.0.2.25\"");
+  EXPECT_EQ(endpoint->series->labels, "target=\"each\",address=\"192.0.2.25\"");
   EXPECT_EQ(endpoint->probe->host, "192.0.2.25");
   // The certificate to verify is still the host's, not the address's.
   EXPECT_EQ(endpoint->probe->tls_server_name, "mx1.example.com");
