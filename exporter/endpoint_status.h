@@ -13,8 +13,9 @@ namespace smtp {
 
 /// Greeting latencies kept per endpoint for the status page's chart.
 inline constexpr std::size_t kLatencyHistory = 30;
-/// Dialogues kept per endpoint, and the bytes they may take together (at 10,000 endpoints at
-/// most ~40 MiB; a usual Postfix dialogue is ~0.5 KiB, so three fit in 1.5 KiB).
+/// Dialogues kept per endpoint (the last success and the failures around it: successive
+/// successes keep only the newest), and the bytes they may take together (at 10,000 endpoints
+/// at most ~40 MiB; a usual Postfix dialogue is ~0.5 KiB, so three fit in 1.5 KiB).
 inline constexpr std::size_t kTranscriptsKept = 3;
 inline constexpr std::size_t kTranscriptsBytes = 4096;
 /// The dialogue a scheduled probe records (ProbeOptions::transcript_limit_bytes).
@@ -39,7 +40,8 @@ struct EndpointStatus {
 };
 
 /// Folds one probe's result into `status` (taking its transcript): the latency ring, the
-/// diagnosis of a failure, the transcript ring (the oldest dropped while over the byte bound).
+/// diagnosis of a failure, the transcript ring (a success replacing the success before it, the
+/// oldest dropped while over the byte bound).
 void record_status(EndpointStatus& status, const ProbeTarget& target, ProbeResult&& result,
                    double now_unix_seconds);
 

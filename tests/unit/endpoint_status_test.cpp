@@ -36,6 +36,14 @@ ProbeResult greeted(std::chrono::milliseconds latency, std::size_t lines = 2) {
   return result;
 }
 
+/// Greeted, and then QUIT went unanswered: a failure with a dialogue.
+ProbeResult failed_after_greeting(std::size_t lines = 2) {
+  ProbeResult result = greeted(1ms, lines);
+  result.failure = FailureReason::kQuitUnexpectedCode;
+  result.failed_phase = Phase::kQuit;
+  return result;
+}
+
 ProbeResult refused() {
   ProbeResult result;
   result.failure = FailureReason::kConnectRefused;
@@ -69,19 +77,37 @@ TEST(EndpointStatus, DiagnosesAFailureAndForgetsItOnSuccess) {
   EXPECT_THAT(status.error_detail, IsEmpty());
 }
 
-TEST(EndpointStatus, KeepsTheLastThreeDialoguesNewestLast) {
+TEST(EndpointStatus, KeepsTheLastSuccessAndTheFailuresAroundItNewestLast) {
   EndpointStatus status;
-  for (int i = 1; i <= 5; ++i) record_status(status, target(), greeted(1ms), kNow + i);
+  // Successive successes keep only the newest: a healthy endpoint holds one dialogue.
+  for (int i = 1; i <= 3; ++i) record_status(status, target(), greeted(1ms), kNow + i);
+  ASSERT_EQ(status.transcripts.size(), 1u);
+  EXPECT_EQ(status.transcripts.back().at_unix_seconds, kNow + 3);
+  EXPECT_THAT(status.transcripts.back().text, HasSubstr("+1.0 ms S: 220 mx.test.local ESMTP 0\n"));
+
+  // Failures pile up behind it, three dialogues at most.
+  record_status(status, target(), failed_after_greeting(), kNow + 4);
+  record_status(status, target(), failed_after_greeting(), kNow + 5);
   ASSERT_EQ(status.transcripts.size(), kTranscriptsKept);
   EXPECT_EQ(status.transcripts.front().at_unix_seconds, kNow + 3);
-  EXPECT_EQ(status.transcripts.back().at_unix_seconds, kNow + 5);
-  EXPECT_THAT(status.transcripts.back().text, HasSubstr("+1.0 ms S: 220 mx.test.local ESMTP 0\n"));
+
+  // A success after them pushes the oldest out; the next success replaces it, not the failures.
+  record_status(status, target(), greeted(1ms), kNow + 6);
+  record_status(status, target(), greeted(1ms), kNow + 7);
+  ASSERT_EQ(status.transcripts.size(), kTranscriptsKept);
+  EXPECT_EQ(status.transcripts[0].at_unix_seconds, kNow + 4);
+  EXPECT_EQ(status.transcripts[0].failure, FailureReason::kQuitUnexpectedCode);
+  EXPECT_EQ(status.transcripts[1].at_unix_seconds, kNow + 5);
+  EXPECT_EQ(status.transcripts[2].at_unix_seconds, kNow + 7);
+  EXPECT_EQ(status.transcripts[2].failure, FailureReason::kNone);
 }
 
 TEST(EndpointStatus, BoundsTheDialoguesInBytes) {
   EndpointStatus status;
   // Each dialogue is about 1.9 KiB: two fit in the bound, the third pushes the oldest out.
-  for (int i = 1; i <= 3; ++i) record_status(status, target(), greeted(1ms, 50), kNow + i);
+  for (int i = 1; i <= 3; ++i) {
+    record_status(status, target(), failed_after_greeting(50), kNow + i);
+  }
   std::size_t bytes = 0;
   for (const StoredTranscript& t : status.transcripts) bytes += t.text.size();
   EXPECT_LE(bytes, kTranscriptsBytes);
@@ -89,7 +115,7 @@ TEST(EndpointStatus, BoundsTheDialoguesInBytes) {
   EXPECT_EQ(status.transcripts.back().at_unix_seconds, kNow + 3);
 
   // One dialogue larger than the whole bound is cut, never dropped: it is the newest.
-  record_status(status, target(), greeted(1ms, 500), kNow + 4);
+  record_status(status, target(), failed_after_greeting(500), kNow + 4);
   ASSERT_EQ(status.transcripts.size(), 1u);
   EXPECT_EQ(status.transcripts.back().text.size(), kTranscriptsBytes);
 }
