@@ -85,8 +85,9 @@ void append_header(std::string& out, std::string_view name, std::string_view typ
 /// One sample line: name{target labels[,extra]} value, or `name value` without labels (a /probe
 /// answer's series have none).
 template <typename Number>
-void append_sample(std::string& out, std::string_view name, const TargetSeries& series,
+void append_sample(ExpositionOutput& output, std::string_view name, const TargetSeries& series,
                    std::string_view extra_labels, Number value) {
+  std::string& out = output.text;
   out += name;
   if (!series.labels.empty() || !extra_labels.empty()) {
     out.push_back('{');
@@ -100,6 +101,7 @@ void append_sample(std::string& out, std::string_view name, const TargetSeries& 
   out += " ";
   append_number(out, value);
   out.push_back('\n');
+  output.spill_if_full();
 }
 
 /// The series of a snapshot's targets, in order.
@@ -110,9 +112,9 @@ auto each_series(const SeriesList& targets) {
 
 /// A gauge family whose value is read from each target's series by `value_of`.
 template <typename ValueOf>
-void render_gauge(const SeriesList& targets, std::string& out, std::string_view name,
+void render_gauge(const SeriesList& targets, ExpositionOutput& out, std::string_view name,
                   std::string_view help, ValueOf value_of) {
-  append_header(out, name, "gauge", help);
+  append_header(out.text, name, "gauge", help);
   for (const TargetSeries& series : each_series(targets)) {
     if (series.probed) append_sample(out, name, series, {}, static_cast<double>(value_of(series)));
   }
@@ -121,9 +123,9 @@ void render_gauge(const SeriesList& targets, std::string& out, std::string_view 
 /// A gauge family that some targets lack: a target whose `value_of` is empty has no series (a
 /// gap in the graph, not a false 0).
 template <typename ValueOf>
-void render_optional_gauge(const SeriesList& targets, std::string& out,
+void render_optional_gauge(const SeriesList& targets, ExpositionOutput& out,
                            std::string_view name, std::string_view help, ValueOf value_of) {
-  append_header(out, name, "gauge", help);
+  append_header(out.text, name, "gauge", help);
   for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed) continue;
     if (const auto value = value_of(series)) {
@@ -175,6 +177,13 @@ void render_mx_series(const std::vector<MxSeries>& groups, std::string& out) {
       out.push_back('\n');
     }
   }
+}
+
+void render_target_series(const SeriesList& targets, std::string& out) {
+  ExpositionOutput output;
+  output.text = std::move(out);
+  render_target_series(targets, output);
+  out = std::move(output.text);
 }
 
 TargetSeries& SharedSeries::edit() {
@@ -249,9 +258,11 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
   }
 }
 
-void render_target_series(const SeriesList& targets, std::string& out) {
-  // ~2 KB a target: growing the buffer once instead of doubling it through 20 MB.
-  out.reserve(out.size() + targets.size() * 2200);
+void render_target_series(const SeriesList& targets, ExpositionOutput& out) {
+  // Grown once, not doubled through 200 MB: the whole page (~2 KB a target) when it is kept, a
+  // piece and the line that ends it when it is spilled.
+  out.text.reserve(out.text.size() +
+                   (out.spill ? out.spill_bytes + 4096 : targets.size() * 2200));
   render_gauge(targets, out, "smtp_probe_success",
                "1 if the last probe got a 220 greeting, completed any TLS asked for, and QUIT was "
                "answered with 221.",
@@ -262,7 +273,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
                         [](const TargetSeries& s) { return s.greeting_seconds; });
 
   if (family_shown(targets, &MetricsSelection::greeting_histogram)) {
-    append_header(out, "smtp_greeting_duration_seconds", "histogram",
+    append_header(out.text, "smtp_greeting_duration_seconds", "histogram",
                   "Seconds from TCP connection established (implicit TLS: handshake done) to the "
                   "end of the greeting, over every probe that got one since start.");
   }
@@ -287,7 +298,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
   }
 
   if (family_shown(targets, &MetricsSelection::phases)) {
-    append_header(out, "smtp_phase_seconds", "gauge",
+    append_header(out.text, "smtp_phase_seconds", "gauge",
                   "Last probe: seconds spent in each phase that ran.");
   }
   std::string phase_label;
@@ -312,7 +323,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
   render_gauge(targets, out, "smtp_quit_success", "1 if the last QUIT was answered with 221.",
                [](const TargetSeries& s) { return s.quit_code == 221; });
 
-  append_header(out, "smtp_banner_info", "gauge",
+  append_header(out.text, "smtp_banner_info", "gauge",
                 "The hostname in the greeting and the server software recognised in it.");
   std::string banner_labels;
   for (const TargetSeries& series : each_series(targets)) {
@@ -323,7 +334,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
     append_sample(out, "smtp_banner_info", series, banner_labels, 1.0);
   }
 
-  append_header(out, "smtp_banner_hostname_match", "gauge",
+  append_header(out.text, "smtp_banner_hostname_match", "gauge",
                 "1 if the greeting's hostname is the target's expect_hostname.");
   for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.expects_hostname) {
@@ -337,7 +348,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
                         "one was seen.",
                         [](const TargetSeries& s) { return s.starttls_advertised; });
 
-  append_header(out, "smtp_size_limit_bytes", "gauge",
+  append_header(out.text, "smtp_size_limit_bytes", "gauge",
                 "The message size limit the last EHLO reply advertised with SIZE (0: none given).");
   for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.ehlo_seen) {
@@ -347,7 +358,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
 
   if (family_shown(targets, &MetricsSelection::ehlo_extensions)) {
     append_header(
-        out, "smtp_ehlo_extension_info", "gauge",
+        out.text, "smtp_ehlo_extension_info", "gauge",
         "The registered SMTP extensions the last EHLO reply advertised, one series each.");
   }
   std::string extension_label;
@@ -362,14 +373,14 @@ void render_target_series(const SeriesList& targets, std::string& out) {
     }
   }
 
-  append_header(out, "smtp_tls_cert_verified", "gauge",
+  append_header(out.text, "smtp_tls_cert_verified", "gauge",
                 "TLS targets: 1 if the last probe's certificate chain and name verified.");
   for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.tls_target) {
       append_sample(out, "smtp_tls_cert_verified", series, {}, series.tls_verified ? 1.0 : 0.0);
     }
   }
-  append_header(out, "smtp_tls_cert_expiry_timestamp_seconds", "gauge",
+  append_header(out.text, "smtp_tls_cert_expiry_timestamp_seconds", "gauge",
                 "TLS targets: the earliest notAfter in the chain of the last completed handshake.");
   for (const TargetSeries& series : each_series(targets)) {
     if (series.probed && series.tls_target && series.tls_seen) {
@@ -377,7 +388,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
                     series.tls_cert_expiry);
     }
   }
-  append_header(out, "smtp_tls_info", "gauge",
+  append_header(out.text, "smtp_tls_info", "gauge",
                 "TLS targets: the version and cipher of the last completed handshake.");
   std::string tls_labels;
   for (const TargetSeries& series : each_series(targets)) {
@@ -388,7 +399,7 @@ void render_target_series(const SeriesList& targets, std::string& out) {
     append_sample(out, "smtp_tls_info", series, tls_labels, 1.0);
   }
 
-  append_header(out, "smtp_probes_total", "counter",
+  append_header(out.text, "smtp_probes_total", "counter",
                 "Probes by outcome: success or the failure reason.");
   std::string result_label;
   for (const TargetSeries& series : each_series(targets)) {

@@ -10,9 +10,11 @@
 #include <bitset>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -141,9 +143,28 @@ std::string render_target_labels(const TargetConfig& target, std::string_view mx
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,
                   double now_unix_seconds);
 
+/// Where the text exposition goes: kept whole in `text`, or, with `spill`, handed on in pieces of
+/// about `spill_bytes` (to a compressor) as it is written, so that the text of 100,000 targets
+/// (190 MB) is never whole in memory.
+struct ExpositionOutput {
+  std::string text;
+  std::function<void(std::string_view)> spill;  // empty: everything stays in `text`
+  std::size_t spill_bytes = std::size_t{1} << 20;
+
+  /// Called after each whole line: hands `text` to `spill` and empties it once it is full.
+  void spill_if_full() {
+    if (spill && text.size() >= spill_bytes) {
+      spill(text);
+      text.clear();
+    }
+  }
+};
+
 /// Appends the text exposition (format 0.0.4) of every probed target's series to `out`, grouped
 /// by family with one HELP and TYPE each. An optional family (MetricsSelection) has the series of
 /// the targets that show it, and no HELP and TYPE when none of them does.
+void render_target_series(const SeriesList& targets, ExpositionOutput& out);
+/// The same, kept whole in a string.
 void render_target_series(const SeriesList& targets, std::string& out);
 
 /// Appends `smtp_mx_hosts` and `smtp_mx_preference` for every MX target that was looked up.

@@ -1,6 +1,8 @@
 #pragma once
-/// GET /metrics: the series are copied on the probe thread (a snapshot), rendered and gzipped
-/// on the render thread, once per scrape generation. Concurrent scrapes share one render in
+/// GET /metrics: the series are taken on the probe thread (a snapshot), rendered and gzipped
+/// on the render thread, once per scrape generation. The plain text is kept only when a scrape
+/// without gzip asks for it (Prometheus always asks for gzip): else it is compressed as it is
+/// rendered and never whole in memory. Concurrent scrapes share one render in
 /// flight, and a page rendered moments ago is served again, so that N scrapers (or N clients
 /// that never read) hold one page in memory, not N: the bytes are shared, never copied. Once
 /// scrapes are quiet the last page is let go and malloc_trim() returns freed memory.
@@ -13,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <zlib.h>
+
 #include "exporter/http_server.h"
 #include "exporter/metrics.h"
 #include "probes/asio.h"
@@ -21,7 +25,7 @@ namespace smtp {
 
 class MetricsEndpoint {
  public:
-  /// Copies the series; called on the probe thread.
+  /// Takes the series; called on the probe thread.
   using Snapshotter = std::function<SeriesSnapshot()>;
 
   /// `executor`: the probe thread's; serve() and the snapshots run there, and so does all of
@@ -43,7 +47,7 @@ class MetricsEndpoint {
 
  private:
   struct Page {
-    std::shared_ptr<const std::string> text;
+    std::shared_ptr<const std::string> text;  // only if a scrape without gzip asked for it
     std::shared_ptr<const std::string> gzipped;
     std::chrono::steady_clock::time_point taken;  // when the snapshot was taken
     std::uint64_t version = 0;                    // version_ when the render began
@@ -54,13 +58,14 @@ class MetricsEndpoint {
     std::exception_ptr error;
     bool done = false;
     std::uint64_t version = 0;
+    bool with_text = false;  // keeps the plain text too (else it is only gzipped)
   };
 
-  asio::awaitable<std::shared_ptr<const Page>> current_page();
+  asio::awaitable<std::shared_ptr<const Page>> current_page(bool need_text);
   asio::awaitable<void> render_next(std::shared_ptr<Render> render);
   static asio::awaitable<std::shared_ptr<const Page>> render_page(
       std::shared_ptr<const SeriesSnapshot> snapshot, const ExporterMetrics* metrics,
-      std::chrono::steady_clock::time_point taken, std::uint64_t version);
+      std::chrono::steady_clock::time_point taken, std::uint64_t version, bool with_text);
 
   asio::any_io_executor executor_;
   asio::any_io_executor render_executor_;
@@ -75,7 +80,28 @@ class MetricsEndpoint {
   std::uint64_t version_ = 0;  // raised by invalidate()
 };
 
-/// gzip-compresses `data` (zlib, the fastest level).
+/// gzip (zlib, the fastest level) fed in pieces: a page compressed as it is rendered.
+class GzipStream {
+ public:
+  /// `expected_input`: about how many bytes will come, to size the output once.
+  explicit GzipStream(std::size_t expected_input = 0);
+  ~GzipStream();
+  GzipStream(const GzipStream&) = delete;
+  GzipStream& operator=(const GzipStream&) = delete;
+
+  void write(std::string_view data);
+  /// Ends the stream and gives its bytes (no spare capacity); call once.
+  std::string finish();
+
+ private:
+  void deflate_all(std::string_view data, int flush);
+
+  z_stream zs_{};
+  std::string out_;
+  std::size_t used_ = 0;
+};
+
+/// gzip-compresses `data` in one piece.
 std::string gzip_compress(std::string_view data);
 
 /// Makes glibc hand large freed blocks (rendered pages, snapshots) back to the system at once:

@@ -154,6 +154,39 @@ TEST_F(MetricsEndpointTest, APageRenderedMomentsAgoIsServedAgain) {
   EXPECT_EQ(gunzip(gzipped.body.view()), first.body.view());
 }
 
+TEST_F(MetricsEndpointTest, APageRenderedForGzipAloneIsRenderedAgainForPlainText) {
+  make_endpoint(1h);
+  const HttpResponse gzipped = scrape_one(true);
+  const HttpResponse again = scrape_one(true);
+  EXPECT_EQ(snapshots_.load(), 1);  // reused for gzip
+  EXPECT_EQ(gzipped.body.bytes(), again.body.bytes());
+  // That render kept no text (it went to gzip a piece at a time): plain text is a new render,
+  // and that page then serves both forms.
+  const HttpResponse plain = scrape_one();
+  EXPECT_EQ(snapshots_.load(), 2);
+  EXPECT_THAT(gunzip(gzipped.body.view()), HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
+  EXPECT_THAT(std::string(plain.body.view()),
+              HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
+  const HttpResponse gzipped_after = scrape_one(true);
+  const HttpResponse plain_after = scrape_one();
+  EXPECT_EQ(snapshots_.load(), 2);
+  EXPECT_EQ(plain_after.body.bytes(), plain.body.bytes());
+  EXPECT_EQ(gunzip(gzipped_after.body.view()), plain.body.view());
+}
+
+TEST_F(MetricsEndpointTest, APlainScrapeDoesNotJoinARenderThatKeepsNoText) {
+  make_endpoint(1h);
+  const auto responses = scrape({get(true), get(), get(true)});
+  EXPECT_EQ(snapshots_.load(), 2);
+  EXPECT_FALSE(responses[1].gzipped);
+  EXPECT_THAT(std::string(responses[1].body.view()),
+              HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
+  EXPECT_THAT(gunzip(responses[0].body.view()),
+              HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
+  // A gzip scrape after them joins the newest render in flight: the one with the text.
+  EXPECT_EQ(gunzip(responses[2].body.view()), responses[1].body.view());
+}
+
 TEST_F(MetricsEndpointTest, AnOlderPageIsRenderedAnew) {
   make_endpoint(0ms);
   const HttpResponse first = scrape_one();
@@ -242,6 +275,21 @@ TEST(GzipTest, RoundTrips) {
   EXPECT_LT(gzip_compress(text).size(), text.size() / 5);
   // The compressed page keeps no more memory than its bytes (not the input's size).
   EXPECT_LT(gzip_compress(text).capacity(), text.size() / 5);
+}
+
+TEST(GzipTest, InPiecesIsOneStream) {
+  std::string text;
+  for (int i = 0; i < 20000; ++i) {
+    text += "smtp_probe_success{target=\"mx" + std::to_string(i) + "\"} 1\n";
+  }
+  for (std::size_t piece : {std::size_t{7}, std::size_t{1000}, std::size_t{65536}, text.size()}) {
+    GzipStream gzip(piece == 7 ? 0 : text.size());  // 0: the output grows from nothing
+    for (std::size_t at = 0; at < text.size(); at += piece) {
+      gzip.write(std::string_view(text).substr(at, piece));
+      gzip.write({});
+    }
+    EXPECT_EQ(gunzip(gzip.finish()), text) << "pieces of " << piece;
+  }
 }
 
 }  // namespace

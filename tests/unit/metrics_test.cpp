@@ -129,6 +129,34 @@ TEST(SharedSeriesTest, SeriesNoSnapshotHoldsAreChangedInPlace) {
   EXPECT_TRUE(live->success);
 }
 
+TEST(MetricsTest, SpilledTextIsTheWholeTextInPiecesOfWholeLines) {
+  std::vector<TargetSeries> targets;
+  for (int i = 0; i < 50; ++i) {
+    const TargetConfig target = make_target("mx" + std::to_string(i));
+    TargetSeries& series = targets.emplace_back();
+    series.labels = render_target_labels(target);
+    record_probe(series, successful_probe(), target, 1000);
+  }
+  const std::string whole = render(targets);
+
+  SeriesList shared;
+  for (const TargetSeries& series : targets) shared.push_back(std::make_shared<TargetSeries>(series));
+  std::vector<std::string> pieces;
+  ExpositionOutput out;
+  out.spill = [&pieces](std::string_view piece) { pieces.emplace_back(piece); };
+  out.spill_bytes = 500;
+  render_target_series(shared, out);
+  ASSERT_GT(pieces.size(), 10u);
+  std::string joined;
+  for (const std::string& piece : pieces) {
+    EXPECT_GE(piece.size(), 500u);
+    EXPECT_EQ(piece.back(), '\n');
+    joined += piece;
+  }
+  EXPECT_LT(out.text.size(), 500u + 200u);  // the rest, less than a piece and its last line
+  EXPECT_EQ(joined + out.text, whole);
+}
+
 TEST(MetricsTest, NoSeriesBeforeTheFirstProbe) {
   TargetSeries series;
   series.labels = render_target_labels(make_target("fresh"));
