@@ -123,8 +123,8 @@ void render_gauge(const SeriesList& targets, ExpositionOutput& out, std::string_
 /// A gauge family that some targets lack: a target whose `value_of` is empty has no series (a
 /// gap in the graph, not a false 0).
 template <typename ValueOf>
-void render_optional_gauge(const SeriesList& targets, ExpositionOutput& out,
-                           std::string_view name, std::string_view help, ValueOf value_of) {
+void render_optional_gauge(const SeriesList& targets, ExpositionOutput& out, std::string_view name,
+                           std::string_view help, ValueOf value_of) {
   append_header(out.text, name, "gauge", help);
   for (const TargetSeries& series : each_series(targets)) {
     if (!series.probed) continue;
@@ -136,10 +136,9 @@ void render_optional_gauge(const SeriesList& targets, ExpositionOutput& out,
 
 /// Whether the optional family `shown` gets its HELP and TYPE: unless every target leaves it out.
 bool family_shown(const SeriesList& targets, bool MetricsSelection::*shown) {
-  return targets.empty() || std::ranges::any_of(each_series(targets),
-                                                [shown](const TargetSeries& series) {
-                                                  return series.metrics.*shown;
-                                                });
+  return targets.empty() ||
+         std::ranges::any_of(each_series(targets),
+                             [shown](const TargetSeries& series) { return series.metrics.*shown; });
 }
 
 }  // namespace
@@ -261,8 +260,7 @@ void record_probe(TargetSeries& series, const ProbeResult& result, const TargetC
 void render_target_series(const SeriesList& targets, ExpositionOutput& out) {
   // Grown once, not doubled through 200 MB: the whole page (~2 KB a target) when it is kept, a
   // piece and the line that ends it when it is spilled.
-  out.text.reserve(out.text.size() +
-                   (out.spill ? out.spill_bytes + 4096 : targets.size() * 2200));
+  out.text.reserve(out.text.size() + (out.spill ? out.spill_bytes + 4096 : targets.size() * 2200));
   render_gauge(targets, out, "smtp_probe_success",
                "1 if the last probe got a 220 greeting, completed any TLS asked for, and QUIT was "
                "answered with 221.",

@@ -39,14 +39,16 @@ inline void append_hex_escape(std::string& out, unsigned char c) {
 inline std::string printable(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());
-  for (const char ch : bytes) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c < 0x7f) {
-      out += ch;
-    } else {
-      append_hex_escape(out, c);
-    }
+  // Runs of printable bytes are copied whole: every probe's dialogue comes through here.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f) continue;
+    out.append(bytes.substr(run, i - run));
+    append_hex_escape(out, c);
+    run = i + 1;
   }
+  out.append(bytes.substr(run));
   return out;
 }
 

@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
     auto start = Clock::now();
     smtp::SeriesList snapshot;
     snapshot.reserve(series.size());
-    for (const smtp::SharedSeries& target_series : series) snapshot.push_back(target_series.share());
+    for (const smtp::SharedSeries& target_series : series)
+      snapshot.push_back(target_series.share());
     double snapshot_ms = ms_since(start);
     start = Clock::now();
     std::string ours;

@@ -125,6 +125,17 @@ TEST(EndpointStatus, MarksATruncatedDialogue) {
               "+2.5 ms C: EHLO x\n-- (truncated)\n");
 }
 
+TEST(EndpointStatus, DialogueTimesAreInTenthsOfAMillisecondRounded) {
+  using Direction = TranscriptLine::Direction;
+  EXPECT_EQ(format_transcript({{0us, Direction::kNote, "connected"},
+                               {2549us, Direction::kReceived, "220 a"},
+                               {2550us, Direction::kSent, "EHLO x"},
+                               {1234567us, Direction::kReceived, "221 bye"}},
+                              false),
+            "+0.0 ms -- connected\n+2.5 ms S: 220 a\n+2.6 ms C: EHLO x\n"
+            "+1234.6 ms S: 221 bye\n");
+}
+
 TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
   TargetConfig address;
   address.name = "direct";

@@ -165,8 +165,7 @@ TEST_F(MetricsEndpointTest, APageRenderedForGzipAloneIsRenderedAgainForPlainText
   const HttpResponse plain = scrape_one();
   EXPECT_EQ(snapshots_.load(), 2);
   EXPECT_THAT(gunzip(gzipped.body.view()), HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
-  EXPECT_THAT(std::string(plain.body.view()),
-              HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
+  EXPECT_THAT(std::string(plain.body.view()), HasSubstr("smtp_probe_success{target=\"mx1\"} 1\n"));
   const HttpResponse gzipped_after = scrape_one(true);
   const HttpResponse plain_after = scrape_one();
   EXPECT_EQ(snapshots_.load(), 2);

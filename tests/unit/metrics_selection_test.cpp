@@ -49,7 +49,8 @@ TargetSeries probed(const std::string& name, const MetricsSelection& selection) 
 
 std::set<std::string> lines_of(const std::vector<TargetSeries>& targets) {
   SeriesList shared;
-  for (const TargetSeries& series : targets) shared.push_back(std::make_shared<TargetSeries>(series));
+  for (const TargetSeries& series : targets)
+    shared.push_back(std::make_shared<TargetSeries>(series));
   std::string text;
   render_target_series(shared, text);
   std::set<std::string> lines;

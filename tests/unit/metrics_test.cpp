@@ -52,7 +52,8 @@ ProbeResult refused_probe() {
 
 std::string render(const std::vector<TargetSeries>& targets) {
   SeriesList shared;
-  for (const TargetSeries& series : targets) shared.push_back(std::make_shared<TargetSeries>(series));
+  for (const TargetSeries& series : targets)
+    shared.push_back(std::make_shared<TargetSeries>(series));
   std::string out;
   render_target_series(shared, out);
   return out;
@@ -140,7 +141,8 @@ TEST(MetricsTest, SpilledTextIsTheWholeTextInPiecesOfWholeLines) {
   const std::string whole = render(targets);
 
   SeriesList shared;
-  for (const TargetSeries& series : targets) shared.push_back(std::make_shared<TargetSeries>(series));
+  for (const TargetSeries& series : targets)
+    shared.push_back(std::make_shared<TargetSeries>(series));
   std::vector<std::string> pieces;
   ExpositionOutput out;
   out.spill = [&pieces](std::string_view piece) { pieces.emplace_back(piece); };
