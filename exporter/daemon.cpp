@@ -71,7 +71,7 @@ class Daemon {
         metrics_endpoint_(io_.get_executor(), render_pool_.get_executor(), metrics_,
                           [this] { return runner_.snapshot(); }),
         status_endpoint_(
-            render_pool_.get_executor(), [this] { return take_status_snapshot(runner_.targets()); },
+            render_pool_.get_executor(), [this] { return take_status_sources(runner_.targets()); },
             [this](std::string_view key) { return take_status_detail(runner_.targets(), key); }) {
     log::write(log::Level::kInfo, "open-file budget",
                {{"limit", fd_budget_.limit},

@@ -1,5 +1,5 @@
 #pragma once
-/// A small HTTP/1.1 server on Boost.Beast, running on the daemon's io_context, built to hold
+/// A small HTTP/1.1 server on Boost.Beast, running on the daemon's HTTP thread, built to hold
 /// under abuse: a connection cap that evicts the idlest connection, short request timeouts,
 /// progress-based write timeouts, and a bound on the memory that slow readers can pin.
 #include <chrono>

@@ -1,7 +1,6 @@
 #include "exporter/metrics.h"
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <ranges>
@@ -183,18 +182,6 @@ void render_target_series(const SeriesList& targets, std::string& out) {
   output.text = std::move(out);
   render_target_series(targets, output);
   out = std::move(output.text);
-}
-
-TargetSeries& SharedSeries::edit() {
-  if (series_.use_count() == 1) {
-    // No snapshot holds it, and none can take it meanwhile: snapshots are taken on this thread.
-    // The fence pairs with the release of the last snapshot's reference (on a render thread),
-    // so that its reads of these series happen before the writes that follow.
-    std::atomic_thread_fence(std::memory_order_acquire);
-  } else {
-    series_ = std::make_shared<TargetSeries>(*series_);
-  }
-  return *series_;
 }
 
 void record_probe(TargetSeries& series, const ProbeResult& result, const TargetConfig& target,

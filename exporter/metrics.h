@@ -23,6 +23,7 @@
 #include <prometheus/registry.h>
 
 #include "exporter/config.h"
+#include "exporter/copy_on_write.h"
 #include "exporter/http_observer.h"
 #include "exporter/process_metrics.h"
 #include "probes/probe_result.h"
@@ -98,25 +99,8 @@ struct TargetSeries {
   double greeting_sum_seconds = 0;
 };
 
-/// One target's series, shared with the snapshots that scrapes take (copy on write): a snapshot
-/// costs the probe thread one reference per target, not a copy of every series (at 50,000
-/// targets a copy held the probe thread for ~90 ms per scrape, and doubled the series' memory
-/// until the page was rendered). The probe thread copies a target's series only when it changes
-/// one that a snapshot still holds. Used on the probe thread; snapshots go to any thread.
-class SharedSeries {
- public:
-  SharedSeries() : series_(std::make_shared<TargetSeries>()) {}
-
-  const TargetSeries& operator*() const { return *series_; }
-  const TargetSeries* operator->() const { return series_.get(); }
-  /// The series to change: this one if no snapshot holds it, else a copy that replaces it.
-  TargetSeries& edit();
-  /// The series as they are now, for a snapshot: edits made later do not reach it.
-  std::shared_ptr<const TargetSeries> share() const { return series_; }
-
- private:
-  std::shared_ptr<TargetSeries> series_;
-};
+/// One target's series, shared with the /metrics snapshots that scrapes take.
+using SharedSeries = CopyOnWrite<TargetSeries>;
 
 /// An MX target's own series: what its last successful MX lookup found.
 struct MxSeries {

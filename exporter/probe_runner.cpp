@@ -210,7 +210,7 @@ asio::awaitable<void> probe_endpoint(Core core, std::shared_ptr<Endpoint> endpoi
   const double now = unix_now();
   record_probe(endpoint->series.edit(), result, *config, now);
   if (!result.success()) core->log_failure(*endpoint, result);
-  record_status(endpoint->status, *probe, std::move(result), now);
+  record_status(endpoint->status.edit(), *probe, std::move(result), now);
 }
 
 asio::awaitable<void> refresh_group(Core core, std::shared_ptr<LookupGroup> group,

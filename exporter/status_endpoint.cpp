@@ -11,9 +11,9 @@ namespace {
 
 // A named coroutine, not a lambda: GCC 12 destroys a capturing lambda coroutine created inside
 // a co_await expression twice.
-asio::awaitable<std::string> render_page(std::shared_ptr<const StatusSnapshot> snapshot,
+asio::awaitable<std::string> render_page(std::shared_ptr<const StatusSources> sources,
                                          StatusQuery query, double now) {
-  co_return render_status_page(*snapshot, query, now);
+  co_return render_status_page(make_status_snapshot(*sources), query, now);
 }
 
 }  // namespace
@@ -36,10 +36,10 @@ StatusEndpoint::StatusEndpoint(asio::any_io_executor render_executor, Snapshotte
       find_detail_(std::move(find_detail)),
       reuse_for_(reuse_for) {}
 
-std::shared_ptr<const StatusSnapshot> StatusEndpoint::snapshot() {
+std::shared_ptr<const StatusSources> StatusEndpoint::snapshot() {
   const auto now = std::chrono::steady_clock::now();
   if (!recent_ || now - recent_taken_ >= reuse_for_) {
-    recent_ = std::make_shared<const StatusSnapshot>(snapshot_());
+    recent_ = std::make_shared<const StatusSources>(snapshot_());
     recent_taken_ = now;
     ++snapshots_taken_;
   }

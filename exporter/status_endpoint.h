@@ -1,7 +1,8 @@
 #pragma once
-/// GET / and GET /target: the status pages. The rows are copied on the probe thread (a
-/// snapshot) and rendered on the render thread, so that a page of 10,000 endpoints never holds
-/// up a probe for long; an endpoint's own page is small and rendered where it is asked for.
+/// GET / and GET /target: the status pages. What the rows show is taken on the probe thread (a
+/// snapshot: references, see take_status_sources), and the rows are made and rendered on the
+/// render thread, so that a page of 100,000 endpoints never holds up a probe for long; an
+/// endpoint's own page is small and made where it is asked for.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -22,12 +23,12 @@ HttpResponse html_response(int status, std::string body);
 class StatusEndpoint {
  public:
   /// Both called on the probe thread (the executor serve_*() run on).
-  using Snapshotter = std::function<StatusSnapshot()>;
+  using Snapshotter = std::function<StatusSources()>;
   using DetailFinder = std::function<std::optional<StatusDetail>(std::string_view key)>;
 
-  /// Views within `reuse_for` of a snapshot share it: copying 10,000 rows costs the probe
-  /// thread about 10 ms, and a client that reloads `/` in a loop must not cost it more than
-  /// that once per `reuse_for`.
+  /// Views within `reuse_for` of a snapshot share it: a snapshot costs the probe thread a few
+  /// milliseconds at 100,000 endpoints, and a client that reloads `/` in a loop must not cost it
+  /// more than that once per `reuse_for`.
   StatusEndpoint(asio::any_io_executor render_executor, Snapshotter snapshot,
                  DetailFinder find_detail,
                  std::chrono::milliseconds reuse_for = std::chrono::seconds(1));
@@ -40,17 +41,17 @@ class StatusEndpoint {
   /// The next view takes a new snapshot (after a reload: the endpoints changed). Probe thread.
   void invalidate() { recent_.reset(); }
 
-  /// Snapshots taken so far (each one a copy of every row on the probe thread).
+  /// Snapshots taken so far (each one a walk over every endpoint on the probe thread).
   std::size_t snapshots_taken() const { return snapshots_taken_; }
 
  private:
-  std::shared_ptr<const StatusSnapshot> snapshot();
+  std::shared_ptr<const StatusSources> snapshot();
 
   asio::any_io_executor render_executor_;
   Snapshotter snapshot_;
   DetailFinder find_detail_;
   const std::chrono::milliseconds reuse_for_;
-  std::shared_ptr<const StatusSnapshot> recent_;
+  std::shared_ptr<const StatusSources> recent_;
   std::chrono::steady_clock::time_point recent_taken_;
   std::size_t snapshots_taken_ = 0;
 };

@@ -5,12 +5,49 @@
 namespace smtp {
 namespace {
 
-StatusRow make_row(const std::string& key, const TargetConfig& config, std::string endpoint,
-                   const TargetSeries& series, const EndpointStatus& status) {
+StatusSource source_of(const std::string& key, const Endpoint& endpoint) {
+  return {key,
+          endpoint.id.mx_host,
+          endpoint.id.address,
+          endpoint.config,
+          endpoint.probe,
+          endpoint.series.share(),
+          endpoint.status.share()};
+}
+
+StatusSource source_of(const std::string& name, const LookupGroup& group) {
+  return {name,
+          {},
+          {},
+          group.config,
+          nullptr,
+          group.lookup_series.share(),
+          group.lookup_status.share()};
+}
+
+/// "host:port", the MX host and address the endpoint stands for, or which lookup failed.
+std::string describe(const StatusSource& source) {
+  const TargetConfig& config = *source.config;
+  if (!source.probe) {
+    return config.mx_domain.empty() ? "lookup of " + config.host
+                                    : "MX lookup of " + config.mx_domain;
+  }
+  std::string where = source.endpoint_mx_host;
+  if (!source.endpoint_address.empty()) {
+    if (!where.empty()) where += " / ";
+    where += source.endpoint_address;
+  }
+  if (where.empty()) where = format_host_port(source.probe->host, source.probe->port);
+  return where;
+}
+
+StatusRow make_row(const StatusSource& source) {
+  const TargetSeries& series = *source.series;
+  const EndpointStatus& status = *source.status;
   StatusRow row;
-  row.key = key;
-  row.target = config.name;
-  row.endpoint = std::move(endpoint);
+  row.key = source.key;
+  row.target = source.config->name;
+  row.endpoint = describe(source);
   row.probed = series.probed;
   row.up = series.probed && series.success;
   row.greeting_seconds = series.greeting_seconds;
@@ -25,55 +62,40 @@ StatusRow make_row(const std::string& key, const TargetConfig& config, std::stri
   return row;
 }
 
-std::string describe_endpoint(const Endpoint& endpoint) {
-  std::string where = endpoint.id.mx_host;
-  if (!endpoint.id.address.empty()) {
-    if (!where.empty()) where += " / ";
-    where += endpoint.id.address;
-  }
-  if (where.empty()) where = format_host_port(endpoint.probe->host, endpoint.probe->port);
-  return where;
-}
-
-std::string describe_lookup(const TargetConfig& config) {
-  return config.mx_domain.empty() ? "lookup of " + config.host : "MX lookup of " + config.mx_domain;
-}
-
-StatusDetail make_detail(StatusRow row, const EndpointStatus& status) {
-  return {std::move(row), status.error_detail, status.hints, status.transcripts};
+StatusDetail make_detail(const StatusSource& source) {
+  const EndpointStatus& status = *source.status;
+  return {make_row(source), status.error_detail, status.hints, status.transcripts};
 }
 
 }  // namespace
 
-StatusSnapshot take_status_snapshot(const TargetSet& targets) {
-  StatusSnapshot snapshot;
-  snapshot.rows.reserve(targets.endpoints().size());
+StatusSources take_status_sources(const TargetSet& targets) {
+  StatusSources sources;
+  sources.reserve(targets.endpoints().size());
   for (const auto& [key, endpoint] : targets.endpoints()) {
-    snapshot.rows.push_back(make_row(key, *endpoint->config, describe_endpoint(*endpoint),
-                                     *endpoint->series, endpoint->status));
+    sources.push_back(source_of(key, *endpoint));
   }
   for (const auto& [name, group] : targets.groups()) {
-    if (!group->lookup_series->probed) continue;
-    snapshot.rows.push_back(make_row(name, *group->config, describe_lookup(*group->config),
-                                     *group->lookup_series, group->lookup_status));
+    if (group->lookup_series->probed) sources.push_back(source_of(name, *group));
   }
+  return sources;
+}
+
+StatusSnapshot make_status_snapshot(const StatusSources& sources) {
+  StatusSnapshot snapshot;
+  snapshot.rows.reserve(sources.size());
+  for (const StatusSource& source : sources) snapshot.rows.push_back(make_row(source));
   return snapshot;
 }
 
 std::optional<StatusDetail> take_status_detail(const TargetSet& targets, std::string_view key) {
   const std::string wanted(key);
   if (auto it = targets.endpoints().find(wanted); it != targets.endpoints().end()) {
-    const Endpoint& endpoint = *it->second;
-    return make_detail(make_row(wanted, *endpoint.config, describe_endpoint(endpoint),
-                                *endpoint.series, endpoint.status),
-                       endpoint.status);
+    return make_detail(source_of(wanted, *it->second));
   }
   if (auto it = targets.groups().find(wanted);
       it != targets.groups().end() && it->second->lookup_series->probed) {
-    const LookupGroup& group = *it->second;
-    return make_detail(make_row(wanted, *group.config, describe_lookup(*group.config),
-                                *group.lookup_series, group.lookup_status),
-                       group.lookup_status);
+    return make_detail(source_of(wanted, *it->second));
   }
   return std::nullopt;
 }

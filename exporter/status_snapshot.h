@@ -1,6 +1,7 @@
 #pragma once
-/// What the status page renders, copied off the probe thread's target set: one row per endpoint
+/// What the status page renders, taken off the probe thread's target set: one row per endpoint
 /// (and per target whose DNS lookup failed), and one endpoint's detail for its own page.
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,8 +42,25 @@ struct StatusDetail {
   std::vector<StoredTranscript> transcripts;  // oldest first
 };
 
-/// Every endpoint's row; a target whose lookup fails gets a row of its own. On the probe thread.
-StatusSnapshot take_status_snapshot(const TargetSet& targets);
+/// What one row is made from, as it was when taken: its key and references to what it shows.
+struct StatusSource {
+  std::string key;
+  std::string endpoint_mx_host;  // EndpointId's: what the endpoint stands for
+  std::string endpoint_address;
+  std::shared_ptr<const TargetConfig> config;
+  std::shared_ptr<const ProbeTarget> probe;  // null: the row of a failed lookup
+  std::shared_ptr<const TargetSeries> series;
+  std::shared_ptr<const EndpointStatus> status;
+};
+using StatusSources = std::vector<StatusSource>;
+
+/// What every row is made from, in key order; a target whose lookup fails gets a row of its own.
+/// On the probe thread: a key and four references per row, where the rows themselves (strings,
+/// latencies, hints) took 280 ms at 100,000 endpoints.
+StatusSources take_status_sources(const TargetSet& targets);
+
+/// The rows made from `sources` (on the render thread).
+StatusSnapshot make_status_snapshot(const StatusSources& sources);
 
 /// The detail of the endpoint (or failed lookup) known by `key`; none if there is none.
 std::optional<StatusDetail> take_status_detail(const TargetSet& targets, std::string_view key);

@@ -130,7 +130,7 @@ std::optional<TargetSetChanges> TargetSet::apply_lookup(LookupGroup& group,
     record_probe(group.lookup_series.edit(), lookup, config, now_unix_seconds);
     ProbeTarget looked_up = config.probe_target();
     if (!config.mx_domain.empty()) looked_up.host = config.mx_domain;
-    record_status(group.lookup_status, looked_up, std::move(lookup), now_unix_seconds);
+    record_status(group.lookup_status.edit(), looked_up, std::move(lookup), now_unix_seconds);
   } else {
     group.lookup_series.edit().probed = false;  // the endpoints speak for the target now
   }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "exporter/config.h"
+#include "exporter/copy_on_write.h"
 #include "exporter/endpoint_status.h"
 #include "exporter/metrics.h"
 #include "probes/probe_result.h"
@@ -38,7 +39,7 @@ struct Endpoint {
   std::shared_ptr<const TargetConfig> config;
   std::shared_ptr<const ProbeTarget> probe;
   SharedSeries series;
-  EndpointStatus status;  // what the status page shows beyond the series
+  CopyOnWrite<EndpointStatus> status;  // what the status page shows beyond the series
   bool removed = false;   // left the config or DNS: a probe still in flight drops its result
   std::uint32_t job = 0;  // the runner's schedule job; the set only carries it
 };
@@ -54,7 +55,7 @@ struct LookupGroup {
   MxSeries mx_series;                 // MX targets only
   // Shown only while the lookup fails or finds a null MX: then there is nothing else to show.
   SharedSeries lookup_series;
-  EndpointStatus lookup_status;
+  CopyOnWrite<EndpointStatus> lookup_status;
   bool removed = false;
   std::uint32_t job = 0;  // the runner's refresh job
 };

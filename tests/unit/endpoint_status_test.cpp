@@ -150,7 +150,7 @@ TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
   ProbeResult result = greeted(12ms);
   result.banner = BannerInfo{"mx.test.local", "postfix"};
   record_probe(endpoint.series.edit(), result, *endpoint.config, kNow);
-  record_status(endpoint.status, *endpoint.probe, std::move(result), kNow);
+  record_status(endpoint.status.edit(), *endpoint.probe, std::move(result), kNow);
 
   LookupGroup& group = *set.groups().at("domain");
   LookupOutcome failed;
@@ -158,7 +158,7 @@ TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
   failed.detail = "NXDOMAIN";
   ASSERT_TRUE(set.apply_lookup(group, group.generation, failed, kNow));
 
-  const StatusSnapshot snapshot = take_status_snapshot(set);
+  const StatusSnapshot snapshot = make_status_snapshot(take_status_sources(set));
   ASSERT_EQ(snapshot.rows.size(), 2u);
   const StatusRow& up = snapshot.rows[0];
   EXPECT_EQ(up.key, "direct");
@@ -177,6 +177,35 @@ TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
   ASSERT_TRUE(detail);
   EXPECT_EQ(detail->transcripts.size(), 1u);
   EXPECT_FALSE(take_status_detail(set, "unknown"));
+}
+
+TEST(StatusSnapshot, RowsShowTheEndpointsAsTheyWereWhenTaken) {
+  TargetConfig address;
+  address.name = "direct";
+  address.host = "127.0.0.1";
+  address.port = 2525;
+  TargetSet set;
+  set.apply_config({address});
+  Endpoint& endpoint = *set.endpoints().at("direct");
+  record_probe(endpoint.series.edit(), greeted(12ms), *endpoint.config, kNow);
+  record_status(endpoint.status.edit(), *endpoint.probe, greeted(12ms), kNow);
+
+  const StatusSources taken = take_status_sources(set);
+  // A failure after the snapshot goes to copies: the rows made later still show the success.
+  record_probe(endpoint.series.edit(), refused(), *endpoint.config, kNow + 10);
+  record_status(endpoint.status.edit(), *endpoint.probe, refused(), kNow + 10);
+  const StatusSnapshot before = make_status_snapshot(taken);
+  ASSERT_EQ(before.rows.size(), 1u);
+  EXPECT_TRUE(before.rows[0].up);
+  EXPECT_EQ(before.rows[0].failure, FailureReason::kNone);
+  EXPECT_EQ(before.rows[0].latencies.size(), 1u);
+
+  const StatusSnapshot after = make_status_snapshot(take_status_sources(set));
+  ASSERT_EQ(after.rows.size(), 1u);
+  EXPECT_FALSE(after.rows[0].up);
+  EXPECT_EQ(after.rows[0].failure, FailureReason::kConnectRefused);
+  EXPECT_EQ(after.rows[0].latencies.size(), 2u);
+  EXPECT_EQ(after.rows[0].last_probe_unix_seconds, kNow + 10);
 }
 
 }  // namespace

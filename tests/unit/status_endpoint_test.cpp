@@ -26,14 +26,17 @@ HttpRequest view_of_root() {
   return request;
 }
 
-StatusRow row_named(std::string target) {
-  StatusRow row;
-  row.key = target;
-  row.endpoint = target + ":25";
-  row.target = std::move(target);
-  row.probed = true;
-  row.up = true;
-  return row;
+/// What the row of an endpoint of target `name` at `name`:25 that is up is made from.
+StatusSource source_named(const std::string& name) {
+  auto config = std::make_shared<TargetConfig>();
+  config->name = name;
+  auto probe = std::make_shared<ProbeTarget>();
+  probe->host = name;
+  probe->port = 25;
+  auto series = std::make_shared<TargetSeries>();
+  series->probed = true;
+  series->success = true;
+  return {name, {}, {}, config, probe, series, std::make_shared<EndpointStatus>()};
 }
 
 // The endpoint on an io_context run by a thread of its own (the probe thread), rendering on a
@@ -44,9 +47,9 @@ class StatusEndpointTest : public testing::Test {
     endpoint_ = std::make_unique<StatusEndpoint>(
         render_.get_executor(),
         [this] {
-          StatusSnapshot snapshot;
-          for (const std::string& target : targets_) snapshot.rows.push_back(row_named(target));
-          return snapshot;
+          StatusSources sources;
+          for (const std::string& target : targets_) sources.push_back(source_named(target));
+          return sources;
         },
         [](std::string_view) { return std::optional<StatusDetail>(); }, reuse_for);
   }
