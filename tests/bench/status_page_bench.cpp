@@ -1,6 +1,7 @@
 // The status page for N endpoints, each probed kLatencyHistory times (one in ten failing, with
-// a hint): the snapshot copy on the probe thread, and the render of the first page, of the last
-// page and of a filtered page on the render thread. Best of `rounds`, in milliseconds.
+// a hint): the snapshot on the probe thread, then on the render thread the rows made from it and
+// the render of the first page, of the last page and of a filtered page. Best of `rounds`, in
+// milliseconds.
 //
 //   status_page_bench [targets=10000] [rounds=5]
 #include <algorithm>

@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BINARY=${1:?usage: ipv6_test.sh path/to/smtp_exporter}
 
 # Checked before test_init: a skip leaves nothing behind and shows no failure logs.
-if ! ip -6 addr show dev lo 2>/dev/null | grep -qE '^\s*inet6 ::1/128'; then
+if ! grep -qE '^\s*inet6 ::1/128' <<<"$(ip -6 addr show dev lo 2>/dev/null)"; then
   printf '%s\n' "SKIP: ipv6_test: 'ip -6 addr show lo' lists no ::1 (IPv6 disabled on this" \
     "machine?): nothing can listen on [::1], so the exporter's IPv6 probing is not tested" >&2
   exit 77
