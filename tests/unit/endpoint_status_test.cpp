@@ -36,6 +36,15 @@ ProbeResult greeted(std::chrono::milliseconds latency, std::size_t lines = 2) {
   return result;
 }
 
+/// A target probed at its own address: one endpoint, keyed "direct".
+TargetConfig direct_target() {
+  TargetConfig target;
+  target.name = "direct";
+  target.host = "127.0.0.1";
+  target.port = 2525;
+  return target;
+}
+
 /// Greeted, and then QUIT went unanswered: a failure with a dialogue.
 ProbeResult failed_after_greeting(std::size_t lines = 2) {
   ProbeResult result = greeted(1ms, lines);
@@ -137,10 +146,7 @@ TEST(EndpointStatus, DialogueTimesAreInTenthsOfAMillisecondRounded) {
 }
 
 TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
-  TargetConfig address;
-  address.name = "direct";
-  address.host = "127.0.0.1";
-  address.port = 2525;
+  const TargetConfig address = direct_target();
   TargetConfig mx;
   mx.name = "domain";
   mx.mx_domain = "example.com";
@@ -180,12 +186,8 @@ TEST(StatusSnapshot, RowsForEveryEndpointAndAFailedLookup) {
 }
 
 TEST(StatusSnapshot, RowsShowTheEndpointsAsTheyWereWhenTaken) {
-  TargetConfig address;
-  address.name = "direct";
-  address.host = "127.0.0.1";
-  address.port = 2525;
   TargetSet set;
-  set.apply_config({address});
+  set.apply_config({direct_target()});
   Endpoint& endpoint = *set.endpoints().at("direct");
   record_probe(endpoint.series.edit(), greeted(12ms), *endpoint.config, kNow);
   record_status(endpoint.status.edit(), *endpoint.probe, greeted(12ms), kNow);
