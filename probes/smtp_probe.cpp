@@ -115,6 +115,9 @@ struct ConnectRace {
   bool over = false;                  // the coroutine has decided; late outcomes are ignored
 };
 
+constexpr std::size_t kUsualReplyBytes = 512;
+constexpr std::size_t kUsualTranscriptLines = 16;
+
 /// One probe's state; lives in the coroutine frame of run_probe.
 class Session {
  public:
@@ -122,6 +125,10 @@ class Session {
       : target_(target), options_(options), socket_(executor), deadline_timer_(executor) {
     start_ = Clock::now();
     deadline_ = start_ + target_.timeout;
+    // Room for a usual dialogue from the start, so that growing does not allocate several times
+    // a probe: a few hundred bytes of replies at a time, and about a dozen dialogue lines.
+    buffer_.reserve(kUsualReplyBytes);
+    if (options_.transcript_limit_bytes != 0) result_.transcript.reserve(kUsualTranscriptLines);
   }
 
   /// The whole probe has one deadline: a single timer, whose expiry closes the socket (so
