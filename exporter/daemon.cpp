@@ -18,6 +18,7 @@
 #include "exporter/probe_runner.h"
 #include "exporter/status_endpoint.h"
 #include "exporter/status_snapshot.h"
+#include "exporter/thread_role.h"
 #include "exporter/wall_clock.h"
 #include "exporter/web_access.h"
 
@@ -31,7 +32,11 @@ double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double
 /// drained: handlers waiting for the probe thread would never hear from it.
 class HttpThread {
  public:
-  explicit HttpThread(asio::io_context& io) : io_(io), thread_([&io] { io.run(); }) {}
+  explicit HttpThread(asio::io_context& io)
+      : io_(io), thread_([&io] {
+          take_thread_role(ThreadRole::kHttp);
+          io.run();
+        }) {}
   ~HttpThread() {
     // Posted, so that what was dispatched before (the server's shutdown) runs first.
     asio::post(io_, [&io = io_] { io.stop(); });
@@ -73,6 +78,9 @@ class Daemon {
         status_endpoint_(
             render_pool_.get_executor(), [this] { return take_status_sources(runner_.targets()); },
             [this](std::string_view key) { return take_status_detail(runner_.targets(), key); }) {
+    // Each pool has one thread, and this is the first work it gets.
+    asio::post(render_pool_, [] { take_thread_role(ThreadRole::kRender); });
+    asio::post(config_pool_, [] { take_thread_role(ThreadRole::kConfig); });
     log::write(log::Level::kInfo, "open-file budget",
                {{"limit", fd_budget_.limit},
                 {"probe_slots", fd_budget_.probe_slots},

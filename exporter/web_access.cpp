@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "exporter/config.h"
+#include "exporter/thread_role.h"
 
 namespace smtp {
 namespace {
@@ -38,7 +39,9 @@ WebAccess::WebAccess(std::string path, std::chrono::milliseconds check_interval)
       tls_(config_->tls != nullptr),
       last_stamps_(stamps()),
       next_check_(Clock::now() + check_interval),
-      cache_(kCacheEntries) {}
+      cache_(kCacheEntries) {
+  asio::post(bcrypt_pool_, [] { take_thread_role(ThreadRole::kPasswordCheck); });
+}
 
 WebAccess::~WebAccess() { join(); }
 

@@ -122,6 +122,22 @@ timeout 10 "$BINARY" --config.file="$good_b" --config.check >"$WORKDIR/check_goo
 assert_eq 0 "$rc" \
   "exit status of --config.check on a good config (stderr: $(cat "$WORKDIR/check_good.err"))"
 
+log "--- the threads: named, and those that load configs and render pages yield to the probes"
+# /proc/PID/task/TID/stat: field 2 is the name in parentheses, field 19 the niceness.
+thread_niceness() {
+  local task
+  for task in /proc/"$EXPORTER_PID"/task/*; do
+    if [[ $(<"$task/comm") == "$1" ]]; then awk '{sub(/^.*\) /, ""); print $17}' "$task/stat"; fi
+  done
+}
+main_niceness=$(thread_niceness "$(<"/proc/$EXPORTER_PID/comm")")
+assert_eq smtp_exporter "$(<"/proc/$EXPORTER_PID/comm")" "the process's (main thread's) name"
+assert_eq "$main_niceness" "$(thread_niceness http)" "the http thread's niceness"
+for role in render config; do
+  assert_eq "$((main_niceness + 10 > 19 ? 19 : main_niceness + 10))" "$(thread_niceness "$role")" \
+    "the $role thread's niceness (the probe thread's is $main_niceness)"
+done
+
 log "--- SIGTERM: exit status 0 within 1 s"
 kill -TERM "$EXPORTER_PID"
 poll_until 1 _not pid_alive "$EXPORTER_PID" || fail "the exporter still runs 1 s after SIGTERM"
