@@ -17,8 +17,9 @@ enum class ThreadRole {
 
 /// How much nicer than the process the background threads (all but kHttp's) run. At 10 the kernel
 /// gives a busy probe thread about ten times their share of a contended CPU. Measured on 2 cores
-/// with 50,000 targets: during a 94 MB plain-text render, probes started up to 120-280 ms late at
-/// the same niceness, and up to 60-100 ms late, half as often, at 10, with the same scrape time.
+/// with 50,000 targets: during a 94 MB plain-text render, probes started up to 86-284 ms late at
+/// the same niceness (four runs), and up to 62-101 ms late, a third as often, at 10, with the
+/// same scrape time.
 inline constexpr int kBackgroundNiceness = 10;
 
 /// "http", "render", "config" or "bcrypt": the name the calling thread takes.

@@ -131,6 +131,7 @@ thread_niceness() {
   done
 }
 main_niceness=$(thread_niceness "$(<"/proc/$EXPORTER_PID/comm")")
+[[ $main_niceness =~ ^-?[0-9]+$ ]] || fail "no niceness read for the probe thread: '$main_niceness'"
 assert_eq smtp_exporter "$(<"/proc/$EXPORTER_PID/comm")" "the process's (main thread's) name"
 assert_eq "$main_niceness" "$(thread_niceness http)" "the http thread's niceness"
 for role in render config; do
